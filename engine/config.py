@@ -1,0 +1,321 @@
+"""Run configuration: the pydantic schema, file loading, presets and ``--set`` overrides.
+
+Precedence: preset < ``--config FILE`` < ``--set section.key=value``. Unknown keys and
+wrong types raise :class:`ConfigError` with one line that names the key and lists the
+valid keys of its section. This module imports no torch, so viewers can use it.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+SECTIONS = ("data", "model", "optim", "training")
+
+
+class ConfigError(Exception):
+    """A bad preset, config file, key or value. The message is one line meant for people."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SyntheticConfig(_Section):
+    """The built-in synthetic 'signs' (landmark sequences shaped like MediaPipe Holistic)."""
+
+    num_classes: int = Field(10, ge=2, description="How many sign classes to generate.")
+    samples_per_class: int = Field(
+        60, ge=3, description="Samples of the most frequent class (others have fewer)."
+    )
+    imbalance: float = Field(
+        0.5, gt=0, le=1, description="Samples of the rarest class / samples of the most frequent."
+    )
+    min_frames: int = Field(24, ge=4, description="Shortest sequence (frames).")
+    max_frames: int = Field(48, ge=4, description="Longest sequence (frames).")
+    num_signers: int = Field(12, ge=1, description="Distinct simulated signers.")
+    noise: float = Field(0.01, ge=0, description="Std of per-landmark jitter (normalised units).")
+    missing_hand_prob: float = Field(
+        0.05, ge=0, le=1, description="Chance that a hand is undetected in a frame run."
+    )
+    val_fraction: float = Field(0.15, gt=0, lt=1)
+    test_fraction: float = Field(0.15, gt=0, lt=1)
+    seed: int = Field(0, description="Generator seed: same seed, same dataset.")
+
+
+class DataConfig(_Section):
+    source: str = Field(
+        "synthetic",
+        description="Data source: synthetic, landmarks, wlasl, video_folder, sequences_csv, features.",
+    )
+    root: str | None = Field(
+        None, description="Dataset root (metadata, videos or cache). Synthetic: where it is written."
+    )
+    subset: int | None = Field(None, description="WLASL: keep the first N glosses (100, 300, ...).")
+    batch_size: int = Field(16, ge=1)
+    eval_batch_size: int | None = Field(None, ge=1, description="Default: 2 x batch_size.")
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes.")
+    max_frames: int = Field(64, ge=1, description="Longer sequences are resampled to this length.")
+    num_frames: int = Field(16, ge=1, description="Video: frames sampled per clip.")
+    image_size: int = Field(224, ge=8, description="Video: crop size in pixels.")
+    parts: list[Literal["pose", "left_hand", "right_hand", "face"]] = Field(
+        default_factory=lambda: ["pose", "left_hand", "right_hand", "face"],
+        description="Landmark parts used as features.",
+    )
+    use_z: bool = Field(False, description="Landmarks: include the z coordinate.")
+    normalize: bool = Field(
+        True, description="Landmarks: centre on the shoulders' midpoint, scale by shoulder width."
+    )
+    augment: bool = Field(True, description="Augment training samples.")
+    noise_std: float = Field(0.01, ge=0, description="Augment: Gaussian noise std.")
+    speed_range: tuple[float, float] = Field(
+        (0.8, 1.2), description="Augment: temporal resampling factor range."
+    )
+    rotate_deg: float = Field(8.0, ge=0, description="Augment: max in-plane rotation (degrees).")
+    scale_range: tuple[float, float] = Field((0.9, 1.1), description="Augment: scale range.")
+    mirror: bool = Field(False, description="Augment: mirror x and swap hands (off: handedness).")
+    seed: int = Field(0, description="Seed for splits and augmentation.")
+    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
+
+
+class ModelConfig(_Section):
+    name: str = Field(
+        "bigru", description="Model family: lstm, bilstm, gru, bigru, transformer, mlp, videomae."
+    )
+    hidden_size: int = Field(128, ge=1)
+    num_layers: int = Field(2, ge=1)
+    dropout: float = Field(0.3, ge=0, lt=1)
+    num_heads: int = Field(4, ge=1, description="Transformer: attention heads.")
+    ff_size: int | None = Field(None, ge=1, description="Transformer: feed-forward width.")
+    pooling: Literal["mean", "last", "max"] = Field("mean", description="Sequence pooling.")
+    pretrained: str | None = Field(None, description="Hub id or local directory of weights.")
+    config_overrides: dict[str, Any] = Field(
+        default_factory=dict, description="Fields changed in the model's own config."
+    )
+    freeze_backbone_epochs: int = Field(0, ge=0)
+    gradient_checkpointing: bool = False
+
+
+class OptimConfig(_Section):
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    scheduler: Literal["cosine", "steplr", "plateau", "none"] = "cosine"
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Cosine: linear warm-up share.")
+    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="Cosine: floor as a share of lr.")
+    step_size: int = Field(10, ge=1, description="StepLR: epochs between decays.")
+    gamma: float = Field(0.1, gt=0, description="StepLR: decay factor.")
+    plateau_factor: float = Field(0.5, gt=0, lt=1, description="Plateau: decay factor.")
+    plateau_patience: int = Field(2, ge=0, description="Plateau: epochs without improvement.")
+
+
+class TrainingConfig(_Section):
+    max_epochs: int = Field(20, ge=1)
+    patience: int | None = Field(
+        5, ge=1, description="Early stopping: epochs without improvement (null: off)."
+    )
+    monitor: str = Field("val_acc", description="Metric for best.pt and early stopping.")
+    monitor_mode: Literal["auto", "max", "min"] = Field(
+        "auto", description="auto: min for *loss, max otherwise."
+    )
+    target_metric: float | None = Field(
+        None, description="Stop once the monitored metric reaches this value."
+    )
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    class_weighted: bool = Field(False, description="Cross-entropy weighted by 1/class count.")
+    grad_clip: float | None = Field(None, gt=0, description="Max gradient norm (null: off).")
+    seed: int = 42
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "bf16", "fp16", "no"] = Field(
+        "auto", description="CUDA mixed precision (auto: bf16 where supported, else fp16)."
+    )
+    log_every_steps: int = Field(10, ge=1)
+    threshold_start: float = Field(0.05, ge=0, le=1)
+    threshold_stop: float = Field(0.95, ge=0, le=1)
+    threshold_step: float = Field(0.05, gt=0, le=1)
+    telemetry_interval_s: float = Field(5.0, gt=0)
+    eval_test: bool = Field(True, description="Evaluate best.pt on test at the end.")
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    name: str = Field("custom", description="Preset or experiment name.")
+    description: str = ""
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _model_at(path: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] = RunConfig
+    for part in path:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+        else:
+            return None
+    return model
+
+
+def _section_keys(path: tuple[Any, ...]) -> tuple[str, str]:
+    """(section label, comma list of valid keys) for the section holding ``path``."""
+    parent = path[:-1]
+    model = _model_at(parent) or RunConfig
+    label = ".".join(str(p) for p in parent) or "top level"
+    return label, ", ".join(model.model_fields)
+
+
+def _describe(err: ValidationError) -> str:
+    e = err.errors()[0]
+    loc = tuple(p for p in e["loc"] if not isinstance(p, int)) or ("?",)
+    key = ".".join(str(p) for p in loc)
+    label, valid = _section_keys(loc)
+    if e["type"] == "extra_forbidden":
+        return f"unknown key '{key}'; valid keys of {label}: {valid}"
+    value = e.get("input")
+    return f"bad value for '{key}' ({value!r}): {e['msg']}; valid keys of {label}: {valid}"
+
+
+def validate(raw: dict[str, Any], source: str = "config") -> RunConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections {', '.join(SECTIONS)}")
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(f"{source}: {_describe(err)}") from None
+
+
+# --------------------------------------------------------------------------- presets
+
+
+def _preset_dir() -> Any:
+    return resources.files("engine.presets")
+
+
+def preset_names() -> list[str]:
+    return sorted(
+        p.name[: -len(".yaml")] for p in _preset_dir().iterdir() if p.name.endswith(".yaml")
+    )
+
+
+def load_preset_raw(name: str) -> dict[str, Any]:
+    names = preset_names()
+    if name not in names:
+        raise ConfigError(f"no preset named '{name}'; available: {', '.join(names)}")
+    text = (_preset_dir() / f"{name}.yaml").read_text()
+    raw = yaml.safe_load(text) or {}
+    raw.setdefault("name", name)
+    return raw
+
+
+def presets() -> list[RunConfig]:
+    return [validate(load_preset_raw(n), f"preset {n}") for n in preset_names()]
+
+
+# --------------------------------------------------------------------------- files & overrides
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        text = p.read_text()
+        raw = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"cannot parse {p}: {first}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: expected a mapping of sections {', '.join(SECTIONS)}")
+    return raw
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``over`` into a copy of ``base``; nested mappings merge key by key, except
+    ``config_overrides`` style free-form dicts, which merge too (later keys win)."""
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def parse_set(item: str) -> dict[str, Any]:
+    """``a.b.c=value`` -> ``{"a": {"b": {"c": value}}}`` with value parsed as YAML."""
+    if "=" not in item:
+        raise ConfigError(f"--set '{item}': expected section.key=value")
+    key, _, text = item.partition("=")
+    key = key.strip()
+    parts = key.split(".")
+    if len(parts) < 2 or not all(parts):
+        raise ConfigError(
+            f"--set '{item}': expected section.key=value with a section among {', '.join(SECTIONS)}"
+        )
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        value = text
+    out: dict[str, Any] = {}
+    cur = out
+    for p in parts[:-1]:
+        cur[p] = {}
+        cur = cur[p]
+    cur[parts[-1]] = value
+    return out
+
+
+def resolve(
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    sets: list[str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> RunConfig:
+    """The effective config: preset < config file < ``extra`` (CLI flags) < ``--set``."""
+    raw: dict[str, Any] = {}
+    source = "config"
+    if preset:
+        raw = load_preset_raw(preset)
+        source = f"preset {preset}"
+    if config_file:
+        raw = deep_merge(raw, load_file(config_file))
+        source = str(config_file)
+    if extra:
+        raw = deep_merge(raw, extra)
+    for item in sets or []:
+        raw = deep_merge(raw, parse_set(item))
+        source = "--set"
+    if not preset and not config_file:
+        raw.setdefault("name", "custom")
+    return validate(raw, source)
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (for comparing configs)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out

@@ -155,6 +155,15 @@ class RunConfig(BaseModel):
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
+    def dataset_label(self) -> str:
+        """A short name for the data: wlasl100, synthetic10, landmarks, ..."""
+        d = self.data
+        if d.source == "wlasl":
+            return f"wlasl{d.subset}" if d.subset else "wlasl"
+        if d.source == "synthetic":
+            return f"synthetic{d.synthetic.num_classes}"
+        return d.source
+
 
 # --------------------------------------------------------------------------- errors
 

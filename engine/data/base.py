@@ -20,9 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-
-class DataError(Exception):
-    """A problem with the user's data or data settings: shown as one line, no traceback."""
+from engine.errors import DataError  # noqa: F401 - re-exported for sources
 
 
 class SampleDataset(Dataset):

@@ -1,0 +1,42 @@
+# The README's two commands: `make demo` and `make test`. Both set up .venv on first use
+# (torch==2.13.0 first, so pip does not pull a CUDA build, then the project with dev
+# extras) and skip what is already installed.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+TORCH_VERSION ?= 2.13.0
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+
+.PHONY: demo test lint bench clean-venv help
+
+help:
+	@echo "make demo   train the demo preset on the built-in synthetic dataset"
+	@echo "make test   ruff check + pytest"
+	@echo "make bench  run the benchmarks under bench/"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.torch-$(TORCH_VERSION): | $(BIN)/python
+	$(PIP) install "torch==$(TORCH_VERSION)"
+	@touch $@
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.torch-$(TORCH_VERSION)
+	$(PIP) install -e ".[dev]"
+	@touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/slr run --preset demo
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+
+test: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+bench: $(VENV)/.installed
+	$(BIN)/python -m pytest -q bench -o addopts='' -p no:cacheprovider
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,9 @@
+"""Errors meant for people: each message is one line (what, where, what to do)."""
+
+
+class DataError(Exception):
+    """A problem with the user's data or data settings."""
+
+
+class ModelError(Exception):
+    """A model that cannot be built as configured."""

@@ -1,0 +1,48 @@
+"""An MLP over a pooled sequence (or a single feature vector of shape (1, D))."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from engine.models.common import batch_mask, masked_pool, require_input_dim
+
+
+class MLPClassifier(nn.Module):
+    def __init__(
+        self,
+        input_dim: int,
+        num_classes: int,
+        *,
+        hidden_size: int = 128,
+        num_layers: int = 2,
+        dropout: float = 0.3,
+        pooling: str = "mean",
+    ):
+        super().__init__()
+        layers: list[nn.Module] = [nn.LayerNorm(input_dim)]
+        d = input_dim
+        for _ in range(max(num_layers - 1, 0)):
+            layers += [nn.Linear(d, hidden_size), nn.GELU(), nn.Dropout(dropout)]
+            d = hidden_size
+        layers.append(nn.Linear(d, num_classes))
+        self.net = nn.Sequential(*layers)
+        self.pooling = pooling
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        x = batch["x"]
+        if x.dim() == 3:
+            x = masked_pool(x, batch_mask(batch), self.pooling)
+        return self.net(x)
+
+
+def build(cfg, bundle) -> nn.Module:
+    m = cfg.model
+    return MLPClassifier(
+        require_input_dim(bundle, "mlp"),
+        bundle.num_classes,
+        hidden_size=m.hidden_size,
+        num_layers=m.num_layers,
+        dropout=m.dropout,
+        pooling=m.pooling,
+    )

@@ -1,0 +1,63 @@
+"""LSTM / BiLSTM / GRU / BiGRU sequence classifiers with padding masks."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from engine.models.common import Head, batch_mask, masked_pool, require_input_dim
+
+
+class RecurrentClassifier(nn.Module):
+    def __init__(
+        self,
+        input_dim: int,
+        num_classes: int,
+        *,
+        cell: str = "gru",
+        bidirectional: bool = True,
+        hidden_size: int = 128,
+        num_layers: int = 2,
+        dropout: float = 0.3,
+        pooling: str = "mean",
+    ):
+        super().__init__()
+        rnn_cls = {"gru": nn.GRU, "lstm": nn.LSTM}[cell]
+        self.proj = nn.Sequential(nn.LayerNorm(input_dim), nn.Linear(input_dim, hidden_size))
+        self.rnn = rnn_cls(
+            hidden_size,
+            hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
+        self.pooling = pooling
+        out = hidden_size * (2 if bidirectional else 1)
+        self.head = Head(out, num_classes, dropout)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        x = batch["x"]
+        mask = batch_mask(batch)
+        h = torch.relu(self.proj(x))
+        lengths = mask.long().sum(1).clamp_min(1).cpu()
+        packed = pack_padded_sequence(h, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.rnn(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        return self.head(masked_pool(out, mask, self.pooling))
+
+
+def build(cfg, bundle) -> nn.Module:
+    name = cfg.model.name.lower()
+    m = cfg.model
+    return RecurrentClassifier(
+        require_input_dim(bundle, name),
+        bundle.num_classes,
+        cell="lstm" if "lstm" in name else "gru",
+        bidirectional=name.startswith("bi"),
+        hidden_size=m.hidden_size,
+        num_layers=m.num_layers,
+        dropout=m.dropout,
+        pooling=m.pooling,
+    )

@@ -1,0 +1,71 @@
+"""A small Transformer encoder over frames, with learned positions and a padding mask."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from engine.models.common import Head, batch_mask, masked_pool, require_input_dim
+
+
+class TransformerClassifier(nn.Module):
+    def __init__(
+        self,
+        input_dim: int,
+        num_classes: int,
+        *,
+        hidden_size: int = 128,
+        num_layers: int = 2,
+        num_heads: int = 4,
+        ff_size: int | None = None,
+        dropout: float = 0.1,
+        max_len: int = 1024,
+        pooling: str = "mean",
+    ):
+        super().__init__()
+        self.proj = nn.Sequential(nn.LayerNorm(input_dim), nn.Linear(input_dim, hidden_size))
+        self.pos = nn.Parameter(torch.zeros(1, max_len, hidden_size))
+        nn.init.normal_(self.pos, std=0.02)
+        layer = nn.TransformerEncoderLayer(
+            hidden_size,
+            num_heads,
+            dim_feedforward=ff_size or 4 * hidden_size,
+            dropout=dropout,
+            batch_first=True,
+            norm_first=True,
+        )
+        self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(hidden_size)
+        self.pooling = pooling
+        self.head = Head(hidden_size, num_classes, dropout)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        x = batch["x"]
+        mask = batch_mask(batch)
+        t = x.shape[1]
+        if t > self.pos.shape[1]:
+            raise ValueError(f"sequence of {t} frames exceeds the model's {self.pos.shape[1]}")
+        h = self.proj(x) + self.pos[:, :t]
+        h = self.encoder(h, src_key_padding_mask=~mask)
+        return self.head(masked_pool(self.norm(h), mask, self.pooling))
+
+
+def build(cfg, bundle) -> nn.Module:
+    m = cfg.model
+    if m.hidden_size % m.num_heads:
+        from engine.models import ModelError
+
+        raise ModelError(
+            f"model.hidden_size ({m.hidden_size}) must be divisible by model.num_heads ({m.num_heads})"
+        )
+    return TransformerClassifier(
+        require_input_dim(bundle, "transformer"),
+        bundle.num_classes,
+        hidden_size=m.hidden_size,
+        num_layers=m.num_layers,
+        num_heads=m.num_heads,
+        ff_size=m.ff_size,
+        dropout=m.dropout,
+        max_len=max(cfg.data.max_frames, 16),
+        pooling=m.pooling,
+    )

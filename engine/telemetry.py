@@ -1,0 +1,235 @@
+"""GPU telemetry through NVML (nvidia-ml-py, ``import pynvml``); no torch here.
+
+:class:`GpuSampler` appends one JSON line per sample to ``system.jsonl``::
+
+    {"t": 1712345678.9, "gpus": [{"index": 0, "name": "NVIDIA H100 80GB HBM3", "temp_c": 41,
+      "mem_used_mb": 1234.5, "mem_total_mb": 81559.0, "util_pct": 97, "power_w": 312.4}],
+     "proc_peak_mem_mb": 900.1}
+
+A field the device does not support (``NVMLError_NotSupported``, e.g. utilisation under
+MIG) is ``null``. Without an NVIDIA GPU, driver or nvidia-ml-py, the sampler writes one line
+``{"t": ..., "gpus": [], "error": "no NVIDIA GPU/driver: <reason>"}`` and its thread ends.
+Nothing here raises into the caller. Memory figures are MiB (as nvidia-smi shows them).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+NO_GPU_PREFIX = "no NVIDIA GPU/driver"
+_MIB = 1024 * 1024
+
+
+def _load_nvml() -> ModuleType:
+    """Import pynvml and ``nvmlInit()``; ImportError / NVMLError (any Exception) propagate."""
+    import pynvml  # looked up in sys.modules each call, so tests can substitute a fake
+
+    pynvml.nvmlInit()
+    return pynvml
+
+
+def _shutdown(nv: ModuleType) -> None:
+    try:
+        nv.nvmlShutdown()
+    except Exception:
+        pass
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ImportError):
+        return f"{NO_GPU_PREFIX}: nvidia-ml-py (pynvml) not importable ({exc})"
+    text = str(exc).strip() or type(exc).__name__
+    return f"{NO_GPU_PREFIX}: {text}"
+
+
+def _field(fn: Callable[[], Any]) -> Any:
+    """``fn()``, or None when NVML raises (NotSupported, NoPermission, GPU lost, ...)."""
+    try:
+        return fn()
+    except Exception:
+        return None
+
+
+def _num(x: Any, scale: float = 1.0, ndigits: int = 1) -> float | None:
+    if x is None:
+        return None
+    try:
+        v = float(x) / scale
+    except (TypeError, ValueError):
+        return None
+    return round(v, ndigits) if math.isfinite(v) else None
+
+
+def _name(nv: ModuleType, h: Any) -> str | None:
+    n = nv.nvmlDeviceGetName(h)
+    return n.decode(errors="replace") if isinstance(n, bytes) else str(n)
+
+
+def _gpu(nv: ModuleType, index: int) -> dict[str, Any]:
+    """One GPU's reading; every field independently None when unavailable."""
+    h = _field(lambda: nv.nvmlDeviceGetHandleByIndex(index))
+    if h is None:
+        return {
+            "index": index,
+            "name": None,
+            "temp_c": None,
+            "mem_used_mb": None,
+            "mem_total_mb": None,
+            "util_pct": None,
+            "power_w": None,
+        }
+    mem = _field(lambda: nv.nvmlDeviceGetMemoryInfo(h))
+    util = _field(lambda: nv.nvmlDeviceGetUtilizationRates(h))
+    temp_sensor = getattr(nv, "NVML_TEMPERATURE_GPU", 0)
+    return {
+        "index": index,
+        "name": _field(lambda: _name(nv, h)),
+        "temp_c": _num(_field(lambda: nv.nvmlDeviceGetTemperature(h, temp_sensor)), ndigits=0),
+        "mem_used_mb": _num(_field(lambda: mem.used), _MIB) if mem is not None else None,
+        "mem_total_mb": _num(_field(lambda: mem.total), _MIB) if mem is not None else None,
+        "util_pct": _num(_field(lambda: util.gpu), ndigits=0) if util is not None else None,
+        "power_w": _num(_field(lambda: nv.nvmlDeviceGetPowerUsage(h)), 1000.0),
+    }
+
+
+def _gpus(nv: ModuleType) -> list[dict[str, Any]]:
+    count = int(nv.nvmlDeviceGetCount())
+    return [_gpu(nv, i) for i in range(count)]
+
+
+def read_gpus_now() -> list[dict[str, Any]] | str:
+    """A live reading of every GPU (same fields as a sample), or a one-line reason string
+    (``"no NVIDIA GPU/driver: ..."``) when NVML is unavailable. Never raises."""
+    try:
+        nv = _load_nvml()
+    except Exception as exc:  # ImportError, NVMLError_LibraryNotFound, DriverNotLoaded, ...
+        return _reason(exc)
+    try:
+        return _gpus(nv)
+    except Exception as exc:
+        return f"GPU reading failed: {str(exc).strip() or type(exc).__name__}"
+    finally:
+        _shutdown(nv)
+
+
+class GpuSampler:
+    """Samples every GPU every ``interval_s`` seconds on a daemon thread and appends one JSON
+    line per sample to ``path``. ``stop()`` takes a final sample and joins the thread.
+
+    ``peak_mem_fn`` (optional) returns this process's peak CUDA memory in **MiB**, e.g.
+    ``lambda: torch.cuda.max_memory_allocated(device) / 2**20`` (it is called on the sampler
+    thread, so name the device); it is written as ``proc_peak_mem_mb`` (None when it returns
+    None or raises).
+
+    Usable as a context manager::
+
+        with GpuSampler(run_dir / "system.jsonl", 5.0, peak_mem_fn=...):
+            train()
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        interval_s: float = 5.0,
+        peak_mem_fn: Callable[[], float | None] | None = None,
+        join_timeout_s: float = 10.0,
+    ) -> None:
+        self.path = Path(path)
+        self.interval_s = max(float(interval_s), 0.01)
+        self.peak_mem_fn = peak_mem_fn
+        self.join_timeout_s = join_timeout_s
+        self.error: str | None = None  # set when NVML was unavailable or sampling failed
+        self.samples = 0  # lines written
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self) -> GpuSampler:
+        if self._thread is not None and self._thread.is_alive():
+            return self
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="slr-gpu-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Signal the thread, let it take a final sample, and join it (bounded wait, so a
+        hung driver cannot hang the caller; the thread is a daemon)."""
+        self._stop.set()
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join(self.join_timeout_s)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def __enter__(self) -> GpuSampler:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---------------------------------------------------------------- thread
+
+    def _run(self) -> None:
+        try:
+            nv = _load_nvml()
+        except Exception as exc:
+            self.error = _reason(exc)
+            self._append({"t": time.time(), "gpus": [], "error": self.error})
+            return
+        try:
+            next_at = time.monotonic()
+            while True:
+                self._append(self._sample(nv))
+                next_at += self.interval_s
+                now = time.monotonic()
+                if next_at < now:  # fell behind (slow NVML): don't burst to catch up
+                    next_at = now + self.interval_s
+                if self._stop.wait(next_at - now):
+                    self._append(self._sample(nv))  # the final sample
+                    break
+        except Exception as exc:  # never let telemetry take the run down
+            self.error = f"GPU sampling failed: {str(exc).strip() or type(exc).__name__}"
+            self._append({"t": time.time(), "gpus": [], "error": self.error})
+        finally:
+            _shutdown(nv)
+
+    def _sample(self, nv: ModuleType) -> dict[str, Any]:
+        rec: dict[str, Any] = {"t": time.time()}
+        try:
+            rec["gpus"] = _gpus(nv)
+        except Exception as exc:
+            rec["gpus"] = []
+            rec["error"] = f"GPU reading failed: {str(exc).strip() or type(exc).__name__}"
+        rec["proc_peak_mem_mb"] = self._peak_mb()
+        return rec
+
+    def _peak_mb(self) -> float | None:
+        if self.peak_mem_fn is None:
+            return None
+        return _num(_field(self.peak_mem_fn))
+
+    def _append(self, rec: dict[str, Any]) -> None:
+        """One ``write`` of a whole line, then flush: readers never see a half line mid-file."""
+        try:
+            line = json.dumps(rec, allow_nan=False, default=str) + "\n"
+        except ValueError:  # NaN slipped through: drop the sample rather than break JSON
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(line)
+                f.flush()
+            self.samples += 1
+        except OSError:
+            pass

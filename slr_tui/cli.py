@@ -1,0 +1,452 @@
+"""``slr``: the headless command line. It launches the engine as a subprocess and reads run
+folders; it never imports torch itself."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from engine import config as cfgmod
+from engine import runs
+from engine.config import ConfigError
+from slr_tui import launch, tables
+
+app = typer.Typer(
+    name="slr",
+    help="Train and compare sign-language-recognition experiments (headless).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+presets_app = typer.Typer(help="List presets, or show one's effective config.")
+app.add_typer(presets_app, name="presets")
+
+console = Console()
+err_console = Console(stderr=True)
+
+RunsDirOpt = Annotated[
+    Path | None,
+    typer.Option("--runs-dir", help="Run store (default: $SLR_RUNS_DIR, else ./runs).", show_default=False),
+]
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _run_ref(ref: str, runs_dir: Path | None) -> runs.RunInfo:
+    try:
+        return runs.resolve_run(ref, runs.runs_dir(runs_dir))
+    except runs.RunError as exc:
+        raise fail(str(exc)) from None
+
+
+# --------------------------------------------------------------------------- presets
+
+
+@presets_app.callback(invoke_without_command=True)
+def presets_list(ctx: typer.Context) -> None:
+    """List the presets with their one-line descriptions."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from rich.table import Table
+
+    t = Table(header_style="bold")
+    for col in ("preset", "data", "model", "batch", "epochs", "lr", "description"):
+        t.add_column(col)
+    for p in cfgmod.presets():
+        t.add_row(
+            p.name,
+            p.dataset_label(),
+            p.model.name,
+            str(p.data.batch_size),
+            str(p.training.max_epochs),
+            f"{p.optim.lr:g}",
+            p.description,
+        )
+    console.print(t)
+
+
+@presets_app.command("show")
+def presets_show(
+    name: Annotated[str, typer.Argument(help="Preset name (see `slr presets`).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of YAML.")] = False,
+    sets: Annotated[
+        list[str] | None, typer.Option("--set", "-s", help="Override section.key=value (YAML value).")
+    ] = None,
+) -> None:
+    """Print a preset's effective config (every key, defaults filled in)."""
+    try:
+        cfg = cfgmod.resolve(preset=name, sets=sets)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    d = cfg.to_dict()
+    if as_json:
+        typer.echo(json.dumps(d, indent=2))
+    else:
+        typer.echo(yaml.safe_dump(d, sort_keys=False).rstrip())
+
+
+# --------------------------------------------------------------------------- run
+
+
+def _progress_loop(run_dir: Path, proc, quiet: bool) -> int:
+    """Follow metrics.jsonl with progress bars until the engine exits; forward Ctrl-C."""
+    tail = runs.JsonlTail(run_dir / runs.METRICS)
+    stopping = False
+
+    def on_sigint(_s, _f):
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            err_console.print("[yellow]stopping: finishing the current step, writing last.pt...[/]")
+            try:
+                proc.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    old = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        if quiet:
+            while proc.poll() is None:
+                time.sleep(0.5)
+            return proc.returncode
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=console,
+            transient=False,
+        )
+        with progress:
+            ep_task = progress.add_task("epochs", total=None, info="starting...")
+            st_task = progress.add_task("steps ", total=None, info="")
+            meta_done = False
+            while True:
+                running = proc.poll() is None
+                if not meta_done:
+                    meta = runs.read_json(run_dir / runs.RUN_JSON) or {}
+                    if meta.get("steps_per_epoch"):
+                        progress.update(ep_task, total=meta["max_epochs"], completed=meta.get("epoch", 0))
+                        progress.update(st_task, total=meta["steps_per_epoch"], info="")
+                        meta_done = True
+                for row in tail.read_new():
+                    if row.get("kind") == "step":
+                        progress.update(
+                            st_task,
+                            completed=row.get("step_in_epoch", 0),
+                            info=f"loss {row.get('train_loss', 0):.4f}  lr {row.get('lr', 0):.2e}",
+                        )
+                    elif row.get("kind") == "epoch":
+                        best = " *" if row.get("best") else ""
+                        progress.update(
+                            ep_task,
+                            completed=row["epoch"],
+                            info=f"val acc {tables.fmt(row.get('val_acc'))}  val loss {tables.fmt(row.get('val_loss'))}{best}",
+                        )
+                        progress.update(st_task, completed=0)
+                if not running:
+                    break
+                time.sleep(0.25)
+        return proc.returncode
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _print_outcome(run: runs.RunInfo, code: int) -> None:
+    run.refresh()
+    status = run.raw_status
+    if status == "finished":
+        report = run.report()
+        if report:
+            console.print(tables.results_table(report, title=f"{run.id}: results (best epoch {report.get('best_epoch')})"))
+        console.print(f"[green]finished[/] {run.id}  ->  {run.path}")
+    elif status == "stopped":
+        err_console.print(
+            f"[yellow]stopped[/] {run.id} at epoch {run.epoch}: last.pt kept. "
+            f"Resume with: slr run --resume {run.id}"
+        )
+    else:
+        err_console.print(
+            f"[bold red]failed:[/] {run.meta.get('error') or f'engine exited with code {code}'} "
+            f"(run {run.id}, log: {run.path / runs.LOG})",
+            soft_wrap=True,
+        )
+
+
+@app.command()
+def run(
+    preset: Annotated[str | None, typer.Option("--preset", "-p", help="Preset name (see `slr presets`).")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Config file (YAML/JSON); a run's config.json re-runs it.")
+    ] = None,
+    sets: Annotated[
+        list[str] | None,
+        typer.Option("--set", "-s", help="Override section.key=value, value parsed as YAML (repeatable)."),
+    ] = None,
+    data_root: Annotated[Path | None, typer.Option("--data-root", help="Dataset root (sets data.root).")] = None,
+    runs_dir: RunsDirOpt = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="auto | cpu | cuda (sets training.device).")
+    ] = None,
+    resume: Annotated[str | None, typer.Option("--resume", help="Continue a stopped run from its last.pt.")] = None,
+    init_checkpoint: Annotated[
+        Path | None, typer.Option("--init-checkpoint", help="Load model weights only from this checkpoint.")
+    ] = None,
+    gpus: Annotated[
+        int, typer.Option("--gpus", min=1, help="Processes to train with, one per GPU (on CPU: gloo processes).")
+    ] = 1,
+    detach: Annotated[bool, typer.Option("--detach", help="Start in the background, print the run id, exit.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Train one run: preset < --config < --set. Exits non-zero if the run fails or is stopped."""
+    root = runs.runs_dir(runs_dir)
+    if resume:
+        if preset or config or sets:
+            raise fail("--resume continues a run with its own config.json; drop --preset/--config/--set")
+        info = _run_ref(resume, runs_dir)
+        if info.status in runs.ACTIVE:
+            raise fail(f"run {info.id} is still running")
+        if not (info.path / "last.pt").is_file():
+            raise fail(f"run {info.id} has no last.pt to resume from")
+        run_dir = info.path
+    else:
+        if not preset and not config:
+            raise fail("give --preset NAME or --config FILE (see `slr presets`)")
+        extra: dict[str, Any] = {}
+        if data_root is not None:
+            extra.setdefault("data", {})["root"] = str(data_root)
+        if device is not None:
+            if device not in ("auto", "cpu", "cuda"):
+                raise fail(f"--device must be auto, cpu or cuda, not '{device}'")
+            extra.setdefault("training", {})["device"] = device
+        try:
+            cfg = cfgmod.resolve(preset=preset, config_file=config, sets=sets, extra=extra)
+            launch.check_available(cfg)
+        except ConfigError as exc:
+            raise fail(str(exc)) from None
+        run_dir = launch.prepare_run(cfg, root)
+    proc = launch.spawn(
+        run_dir,
+        resume=bool(resume),
+        init_checkpoint=str(init_checkpoint) if init_checkpoint else None,
+        procs=gpus,
+    )
+    if detach:
+        typer.echo(run_dir.name)
+        return
+    if not quiet:
+        console.print(f"run [bold]{run_dir.name}[/]  (log: {run_dir / runs.LOG})", highlight=False)
+    code = _progress_loop(run_dir, proc, quiet)
+    info = runs.load_run(run_dir)
+    _print_outcome(info, code)
+    if code != 0 or info.raw_status != "finished":
+        raise typer.Exit(code or 1)
+
+
+# --------------------------------------------------------------------------- reading runs
+
+
+@app.command("runs")
+def list_runs_cmd(
+    runs_dir: RunsDirOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List runs, newest first."""
+    root = runs.runs_dir(runs_dir)
+    items = runs.list_runs(root)
+    if as_json:
+        typer.echo(json.dumps([{**r.meta, "status": r.status, "path": str(r.path)} for r in items], indent=2, default=str))
+        return
+    if not items:
+        console.print(f"no runs under {root} (start one with `slr run --preset demo`)")
+        return
+    console.print(tables.runs_table(items))
+
+
+@app.command()
+def show(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run id, unique prefix, or path.")],
+    runs_dir: RunsDirOpt = None,
+    all_classes: Annotated[bool, typer.Option("--all", help="Every class, not just the worst 15.")] = False,
+    split: Annotated[str, typer.Option("--split", help="Split for the per-class table.")] = "test",
+) -> None:
+    """A run's summary, epochs, results, per-class table (worst first) and best thresholds."""
+    from engine import evaluate  # numpy/sklearn only
+
+    r = _run_ref(run_ref, runs_dir)
+    m = r.meta
+    lines = [
+        f"status      {r.status}" + (f"  ({m.get('stop_reason')})" if m.get("stop_reason") else ""),
+        f"preset      {r.preset}    dataset {r.dataset}    model {r.config().get('model', {}).get('name', '-')}",
+        f"epoch       {r.epoch}/{r.max_epochs}    best {m.get('monitor', 'val_acc')} {tables.fmt(r.best_metric)} (epoch {m.get('best_epoch', '-')})",
+        f"started     {tables.when(r.started)}    duration {runs.format_duration(r.duration_s)}    device {m.get('device', '-')} x{m.get('world_size', 1)}",
+        f"folder      {r.path}",
+    ]
+    if m.get("error"):
+        lines.append(f"[red]error       {m['error']}[/]")
+    console.print(Panel("\n".join(lines), title=r.id, expand=False))
+    rows = r.metrics()
+    if any(x.get("kind") == "epoch" for x in rows):
+        console.print(tables.epochs_table(rows))
+    report = r.report()
+    if not report:
+        console.print("no evaluation yet (eval/ is written when the run finishes)")
+        return
+    console.print(tables.results_table(report))
+    per_class = evaluate.read_per_class(r.path / runs.EVAL_DIR, split)
+    if not per_class and split == "test":
+        split = "val"
+        per_class = evaluate.read_per_class(r.path / runs.EVAL_DIR, split)
+    if per_class:
+        t = tables.per_class_table(per_class, None if all_classes else 15)
+        t.title = f"{t.title} [{split}]"
+        console.print(t)
+    best = report.get("best_threshold") or {}
+    if best:
+        for s, row in best.items():
+            if row:
+                console.print(
+                    f"best threshold on {s}: {row['threshold']:.2f}  F1 {tables.fmt(row.get('f1'), 3)}  "
+                    f"precision {tables.fmt(row.get('precision'), 3)}  recall {tables.fmt(row.get('recall'), 3)}"
+                )
+    picked = runs.read_json(r.path / runs.THRESHOLD_JSON)
+    if picked:
+        console.print(f"picked threshold: {picked['threshold']:.2f} ({picked.get('rule', 'manual')})")
+
+
+@app.command()
+def compare(
+    run_refs: Annotated[list[str], typer.Argument(metavar="RUN...", help="Two or more runs.")],
+    runs_dir: RunsDirOpt = None,
+) -> None:
+    """Runs side by side: summary metrics (best marked) and only the config keys that differ."""
+    if len(run_refs) < 2:
+        raise fail("give two or more runs to compare")
+    items = [_run_ref(x, runs_dir) for x in run_refs]
+    console.print(tables.compare_table(items))
+    diff = tables.config_diff(items)
+    if diff:
+        console.print(tables.config_diff_table(items))
+    else:
+        console.print("the runs' configs are identical")
+
+
+@app.command()
+def stop(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run id, unique prefix, or path.")],
+    runs_dir: RunsDirOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="SIGKILL the run's process group.")] = False,
+    wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for the run to stop.")] = 30.0,
+) -> None:
+    """Stop a running run: it finishes the current step, writes last.pt and marks itself stopped."""
+    r = _run_ref(run_ref, runs_dir)
+    try:
+        msg = launch.stop_run(r, force=force)
+    except runs.RunError as exc:
+        raise fail(str(exc)) from None
+    console.print(msg)
+    if "requested" in msg and wait > 0:
+        status = launch.wait_status(r, wait)
+        if status in runs.ACTIVE:
+            raise fail(f"run {r.id} is still {status} after {wait:.0f}s; try again or use --force", 1)
+        console.print(f"run {r.id}: {status}")
+
+
+@app.command()
+def thresholds(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run id, unique prefix, or path.")],
+    runs_dir: RunsDirOpt = None,
+    split: Annotated[str, typer.Option("--split", help="val or test: which sweep to print.")] = "val",
+    pick: Annotated[
+        str | None,
+        typer.Option("--pick", help="best-f1 (chosen on val) or a value in [0, 1]; writes threshold.json."),
+    ] = None,
+    step: Annotated[float, typer.Option("--step", help="Sweep step.")] = 0.05,
+) -> None:
+    """Print the threshold sweep of a run's predictions; --pick writes threshold.json."""
+    from engine import evaluate
+
+    if split not in ("val", "test"):
+        raise fail("--split must be val or test")
+    if not 0 < step <= 1:
+        raise fail("--step must be in (0, 1]")
+    r = _run_ref(run_ref, runs_dir)
+    eval_dir = r.path / runs.EVAL_DIR
+    try:
+        ids, y, probs, names = evaluate.load_predictions(eval_dir, split)
+    except (OSError, KeyError, ValueError):
+        raise fail(f"run {r.id} has no {split} predictions yet (eval/predictions.npz)") from None
+    task = "binary" if probs.shape[1] == 2 else "multiclass"
+    grid = evaluate.default_thresholds(step, max(step, 1.0 - step), step)
+    rows = evaluate.threshold_sweep(y, probs, grid)
+    picked = None
+    if pick is not None:
+        try:
+            _, yv, pv, _ = evaluate.load_predictions(eval_dir, "val")
+        except (OSError, KeyError, ValueError):
+            raise fail(f"run {r.id} has no val predictions to pick a threshold on") from None
+        if pick == "best-f1":
+            value = evaluate.best_threshold(evaluate.threshold_sweep(yv, pv, grid), "f1")["threshold"]
+            rule = "best-f1 on val"
+        else:
+            try:
+                value = float(pick)
+            except ValueError:
+                raise fail(f"--pick takes best-f1 or a number in [0, 1], not '{pick}'") from None
+            if not 0.0 <= value <= 1.0:
+                raise fail(f"--pick {value}: a threshold must be in [0, 1]")
+            rule = "manual"
+        picked = write_threshold(r, value, rule)
+    title = f"{r.id}: {split} threshold sweep ({task}" + (
+        ", by max probability)" if task != "binary" else ", positive = class 1)"
+    )
+    console.print(title)
+    console.print(tables.threshold_table(rows, task, mark=picked["threshold"] if picked else None))
+    if picked:
+        figs = "  ".join(
+            f"{s}: F1 {tables.fmt(picked[s].get('f1'), 3)} acc {tables.fmt(picked[s].get('accuracy'), 3)}"
+            for s in ("val", "test")
+            if picked.get(s)
+        )
+        console.print(f"[green]threshold {picked['threshold']:.2f}[/] ({picked['rule']})  {figs}")
+        console.print(f"wrote {r.path / runs.THRESHOLD_JSON}")
+
+
+def write_threshold(r: runs.RunInfo, value: float, rule: str) -> dict[str, Any]:
+    """threshold.json: the value and its figures on val and test (the TUI writes the same)."""
+    from engine import evaluate
+
+    out: dict[str, Any] = {"threshold": round(value, 6), "rule": rule, "picked_at": time.time()}
+    for s in ("val", "test"):
+        try:
+            _, y, p, _ = evaluate.load_predictions(r.path / runs.EVAL_DIR, s)
+        except (OSError, KeyError, ValueError):
+            continue
+        out[s] = evaluate.pick_threshold(y, p, value)
+    runs.atomic_write_json(r.path / runs.THRESHOLD_JSON, out)
+    return out
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""Rich tables for runs, results, per-class figures, comparisons and threshold sweeps.
+
+Pure functions of what ``engine.runs`` reads; the CLI prints them (the TUI has its own
+widgets). No torch here.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from engine import runs
+from engine.config import flatten
+
+STATUS_STYLE = {
+    "running": "bold cyan",
+    "starting": "cyan",
+    "finished": "green",
+    "failed": "bold red",
+    "stopped": "yellow",
+    "lost": "magenta",
+}
+
+RESULT_ROWS = [
+    ("accuracy", "top-1 accuracy"),
+    ("top5_accuracy", "top-5 accuracy"),
+    ("top10_accuracy", "top-10 accuracy"),
+    ("per_class_accuracy", "per-class accuracy (mean)"),
+    ("macro_precision", "macro precision"),
+    ("macro_recall", "macro recall"),
+    ("macro_f1", "macro F1"),
+    ("weighted_f1", "weighted F1"),
+    ("roc_auc", "ROC-AUC"),
+    ("pr_auc", "PR-AUC"),
+    ("nll", "loss (NLL)"),
+    ("num_samples", "samples"),
+]
+
+
+def fmt(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLE.get(status, ""))
+
+
+def when(ts: float | None) -> str:
+    if not ts:
+        return "-"
+    return _dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+
+
+def runs_table(items: list[runs.RunInfo]) -> Table:
+    t = Table(title=None, header_style="bold")
+    for col in ("id", "status", "preset", "dataset", "epoch", "best val acc", "started", "duration"):
+        t.add_column(col, justify="right" if col in ("epoch", "best val acc", "duration") else "left")
+    for r in items:
+        epoch = f"{r.epoch}/{r.max_epochs}" if r.max_epochs else str(r.epoch)
+        best = r.best_metric if r.meta.get("monitor", "val_acc") == "val_acc" else None
+        t.add_row(
+            r.id,
+            status_text(r.status),
+            r.preset,
+            r.dataset,
+            epoch,
+            fmt(best),
+            when(r.started),
+            runs.format_duration(r.duration_s),
+        )
+    return t
+
+
+def results_table(report: dict[str, Any], title: str = "results (best checkpoint)") -> Table:
+    splits = [s for s in ("val", "test") if isinstance(report.get(s), dict)]
+    t = Table(title=title, header_style="bold")
+    t.add_column("metric")
+    for s in splits:
+        t.add_column(s, justify="right")
+    for key, label in RESULT_ROWS:
+        values = [report[s].get(key) for s in splits]
+        if all(v is None for v in values):
+            continue
+        t.add_row(label, *(fmt(v) for v in values))
+    return t
+
+
+def per_class_table(rows: list[dict[str, Any]], limit: int | None = 15) -> Table:
+    """Rows sorted worst first (lowest accuracy, then lowest F1, then most support)."""
+    rows = sorted(rows, key=lambda r: (r["accuracy"], r["f1"], -r["support"]))
+    shown = rows if limit is None else rows[:limit]
+    title = "per-class (worst first)" + (f", {len(shown)} of {len(rows)}" if len(shown) < len(rows) else "")
+    t = Table(title=title, header_style="bold")
+    for col in ("class", "support", "accuracy", "precision", "recall", "F1"):
+        t.add_column(col, justify="left" if col == "class" else "right")
+    for r in shown:
+        t.add_row(
+            str(r["class"]),
+            str(int(r["support"])),
+            fmt(r["accuracy"], 3),
+            fmt(r["precision"], 3),
+            fmt(r["recall"], 3),
+            fmt(r["f1"], 3),
+        )
+    return t
+
+
+def epochs_table(rows: list[dict[str, Any]], limit: int = 10) -> Table:
+    rows = list(runs.iter_epochs(rows))
+    shown = rows[-limit:]
+    t = Table(title=f"epochs (last {len(shown)} of {len(rows)})", header_style="bold")
+    cols = [
+        ("epoch", "epoch", 0),
+        ("train_loss", "train loss", 4),
+        ("val_loss", "val loss", 4),
+        ("val_acc", "val acc", 4),
+        ("val_top5", "val top-5", 4),
+        ("lr", "lr", 0),
+        ("epoch_time_s", "time s", 1),
+    ]
+    for _, label, _ in cols:
+        t.add_column(label, justify="right")
+    for r in shown:
+        cells = []
+        for key, _, digits in cols:
+            v = r.get(key)
+            if key == "lr" and v is not None:
+                cells.append(f"{v:.2e}")
+            elif key == "epoch":
+                cells.append(str(v) + (" *" if r.get("best") else ""))
+            else:
+                cells.append(fmt(v, digits) if isinstance(v, float) else fmt(v))
+        t.add_row(*cells)
+    return t
+
+
+def threshold_table(rows: list[dict[str, Any]], task: str, mark: float | None = None) -> Table:
+    t = Table(header_style="bold")
+    cols = ["threshold", "precision", "recall", "F1", "accuracy"]
+    if task != "binary":
+        cols += ["coverage", "accepted"]
+    for c in cols:
+        t.add_column(c, justify="right")
+    for r in rows:
+        style = "bold green" if mark is not None and abs(r["threshold"] - mark) < 1e-9 else None
+        cells = [
+            f"{r['threshold']:.2f}",
+            fmt(r.get("precision"), 3),
+            fmt(r.get("recall"), 3),
+            fmt(r.get("f1"), 3),
+            fmt(r.get("accuracy"), 3),
+        ]
+        if task != "binary":
+            cells += [fmt(r.get("coverage"), 3), fmt(r.get("accepted"))]
+        t.add_row(*cells, style=style)
+    return t
+
+
+COMPARE_ROWS = [
+    ("val", "accuracy", "val accuracy", "max"),
+    ("val", "top5_accuracy", "val top-5", "max"),
+    ("val", "per_class_accuracy", "val per-class acc", "max"),
+    ("val", "macro_f1", "val macro F1", "max"),
+    ("test", "accuracy", "test accuracy", "max"),
+    ("test", "top5_accuracy", "test top-5", "max"),
+    ("test", "per_class_accuracy", "test per-class acc", "max"),
+    ("test", "macro_f1", "test macro F1", "max"),
+    ("test", "roc_auc", "test ROC-AUC", "max"),
+    ("val", "nll", "val loss", "min"),
+]
+
+
+def compare_rows(items: list[runs.RunInfo]) -> list[tuple[str, list[Any], str]]:
+    """(label, values per run, best direction) for the summary metrics."""
+    reports = [r.report() or {} for r in items]
+    out: list[tuple[str, list[Any], str]] = []
+    for split, key, label, mode in COMPARE_ROWS:
+        vals = [(rep.get(split) or {}).get(key) for rep in reports]
+        if any(v is not None for v in vals):
+            out.append((label, vals, mode))
+    out.append(("best epoch", [r.meta.get("best_epoch") for r in items], ""))
+    out.append(("epochs run", [r.epoch for r in items], ""))
+    out.append(("duration", [r.duration_s for r in items], "min"))
+    return out
+
+
+def config_diff(items: list[runs.RunInfo]) -> list[tuple[str, list[Any]]]:
+    """Only the config keys whose values differ between the runs."""
+    flats = [flatten(r.config()) for r in items]
+    keys = sorted(set().union(*flats)) if flats else []
+    out = []
+    for k in keys:
+        vals = [f.get(k) for f in flats]
+        if any(v != vals[0] for v in vals[1:]):
+            out.append((k, vals))
+    return out
+
+
+def compare_table(items: list[runs.RunInfo]) -> Table:
+    t = Table(title="comparison (best of each row in green)", header_style="bold")
+    t.add_column("metric")
+    for r in items:
+        t.add_column(r.id, justify="right")
+    for label, vals, mode in compare_rows(items):
+        numeric = [v for v in vals if isinstance(v, (int, float))]
+        best = (max(numeric) if mode == "max" else min(numeric)) if numeric and mode else None
+        cells = []
+        for v in vals:
+            s = runs.format_duration(v) if label == "duration" else fmt(v)
+            if best is not None and v == best and len(numeric) > 1:
+                cells.append(Text(s + " *", style="bold green"))
+            else:
+                cells.append(Text(s))
+        t.add_row(label, *cells)
+    return t
+
+
+def config_diff_table(items: list[runs.RunInfo]) -> Table:
+    t = Table(title="config keys that differ", header_style="bold")
+    t.add_column("key")
+    for r in items:
+        t.add_column(r.id)
+    for key, vals in config_diff(items):
+        t.add_row(key, *(fmt(v) for v in vals))
+    return t

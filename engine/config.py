@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 SECTIONS = ("data", "model", "optim", "training")
 
@@ -141,6 +141,12 @@ class TrainingConfig(_Section):
     telemetry_interval_s: float = Field(5.0, gt=0)
     eval_test: bool = Field(True, description="Evaluate best.pt on test at the end.")
 
+    @model_validator(mode="after")
+    def _threshold_range(self) -> TrainingConfig:
+        if self.threshold_start > self.threshold_stop:
+            raise ValueError("threshold_start must not exceed threshold_stop")
+        return self
+
 
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -197,6 +203,9 @@ def _describe(err: ValidationError) -> str:
     label, valid = _section_keys(loc)
     if e["type"] == "extra_forbidden":
         return f"unknown key '{key}'; valid keys of {label}: {valid}"
+    if _model_at(loc) is not None:  # a rule across keys of one section
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        return f"bad values in '{key}': {msg}"
     value = e.get("input")
     return f"bad value for '{key}' ({value!r}): {e['msg']}; valid keys of {label}: {valid}"
 

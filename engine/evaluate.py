@@ -487,9 +487,10 @@ def write_eval(
 
 def _open_npz(path: Path) -> Any:
     """``np.load`` with a damaged file reported as ValueError (missing: FileNotFoundError)."""
+    data = Path(path).read_bytes()  # np.load(path) leaks its handle on a damaged file
     try:
-        return np.load(path, allow_pickle=False)
-    except (zipfile.BadZipFile, EOFError) as exc:
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
         raise ValueError(f"cannot read {path}: {exc}") from None
 
 

@@ -480,6 +480,18 @@ class Trainer:
         summary = evaluate.summarize(labels, probs, self.bundle.class_names)
         return summary, probs, labels, ids
 
+    def _reduced(self, ea: dict[str, float]) -> dict[str, float]:
+        """Epoch sums over every process (training loss and accuracy of all shards)."""
+        acc = self.accelerator
+        if acc.num_processes == 1:
+            return dict(ea)
+        keys = ("loss_sum", "correct", "seen")
+        t = torch.tensor([float(ea[k]) for k in keys], dtype=torch.float64, device=acc.device)
+        t = acc.reduce(t, reduction="sum")
+        out = dict(zip(keys, t.tolist(), strict=True))
+        out["seen_local"] = ea["seen"]
+        return out
+
     def _sync_check(self) -> float:
         """Largest difference between processes of a parameter checksum (0 when in step)."""
         acc = self.accelerator
@@ -528,8 +540,8 @@ class Trainer:
 
             peak = None
             if acc.device.type == "cuda":
-                def peak() -> float:
-                    return torch.cuda.max_memory_allocated() / 2**20
+                def peak() -> float:  # MiB, on this run's device
+                    return torch.cuda.max_memory_allocated(acc.device) / 2**20
 
             self.telemetry = GpuSampler(
                 self.run_dir / runs.SYSTEM, interval_s=t.telemetry_interval_s, peak_mem_fn=peak
@@ -546,7 +558,7 @@ class Trainer:
                 return "stopped"
             epoch_time = time.perf_counter() - t0
             val, *_ = self.evaluate_split(self.val_loader)
-            ea = self.epoch_acc
+            ea = self._reduced(self.epoch_acc)
             row = {
                 "epoch": self.epoch + 1,
                 "step": self.global_step,
@@ -559,7 +571,9 @@ class Trainer:
                 "val_macro_f1": val["macro_f1"],
                 "lr": self.lr(),
                 "epoch_time_s": epoch_time,
-                "samples_per_s": (ea["seen"] - seen0) * acc.num_processes / max(epoch_time, 1e-9),
+                "samples_per_s": (self.epoch_acc["seen"] - seen0)
+                * acc.num_processes
+                / max(epoch_time, 1e-9),
             }
             if acc.num_processes > 1:
                 row["sync_max_diff"] = self._sync_check()

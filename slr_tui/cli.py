@@ -400,8 +400,10 @@ def thresholds(
         except (OSError, KeyError, ValueError):
             raise fail(f"run {r.id} has no val predictions to pick a threshold on") from None
         if pick == "best-f1":
-            value = evaluate.best_threshold(evaluate.threshold_sweep(yv, pv, grid), "f1")["threshold"]
-            rule = "best-f1 on val"
+            best = evaluate.best_threshold(evaluate.threshold_sweep(yv, pv, grid), "f1")
+            if best is None:
+                raise fail(f"run {r.id}: no threshold gives an F1 on val (is the val split empty?)")
+            value, rule = best["threshold"], "best-f1 on val"
         else:
             try:
                 value = float(pick)

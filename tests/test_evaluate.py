@@ -385,3 +385,28 @@ def test_no_nan_anywhere_in_summary(random_case) -> None:
     y, p, names = random_case
     s = ev.summarize(y, p, names)
     assert all(v is None or not (isinstance(v, float) and math.isnan(v)) for v in s.values())
+
+
+def test_read_per_class(tmp_path: Path) -> None:
+    splits = {
+        "val": {"ids": list("abcdef"), "y_true": HAND_Y, "probs": HAND_P},
+        "test": {"ids": ["x", "y"], "y_true": np.array([0, 2]), "probs": HAND_P[[0, 5]]},
+    }
+    ev.write_eval(tmp_path, splits, HAND_NAMES, [0.5], {})
+    val = ev.read_per_class(tmp_path, "val")
+    assert val == ev.per_class_table(HAND_Y, HAND_P, HAND_NAMES)
+    test = ev.read_per_class(tmp_path, "test")
+    assert [r["class"] for r in test] == ["a", "c"]  # "b" has no test samples
+    assert all(isinstance(r["accuracy"], float) for r in test)  # sortable
+    every = ev.read_per_class(tmp_path, "test", include_absent=True)
+    assert len(every) == 3 and every[1]["accuracy"] is None and every[1]["support"] == 0
+    assert ev.read_per_class(tmp_path, "train") == []
+    assert ev.read_per_class(tmp_path / "missing", "val") == []
+
+
+def test_damaged_predictions_is_value_error(tmp_path: Path) -> None:
+    (tmp_path / "predictions.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(ValueError, match="cannot read"):
+        ev.load_predictions(tmp_path, "val")
+    with pytest.raises(FileNotFoundError):
+        ev.load_predictions(tmp_path / "nowhere", "val")

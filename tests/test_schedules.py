@@ -37,7 +37,7 @@ def test_cosine_scheduler_drives_the_optimizer():
     assert lrs[9] == pytest.approx(1e-3)  # peak at the end of warm-up
     assert max(lrs) == pytest.approx(1e-3)
     assert lrs[-1] < 1e-5
-    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))  # monotone decay
+    assert all(a >= b for a, b in zip(lrs[9:-1], lrs[10:], strict=True))  # monotone decay
 
 
 def test_other_schedulers():

@@ -76,7 +76,7 @@ _LOWER_LIP = [20, 22, 25, 26]
 # Right hand, palm towards the camera, fingers up (-y), thumb towards +x (the body's midline).
 _MCP = np.array([[0.07, -0.24, 0], [0.02, -0.25, 0], [-0.03, -0.235, 0], [-0.075, -0.21, 0]])
 _SEG = np.array([[0.1, 0.06, 0.05], [0.11, 0.07, 0.05], [0.1, 0.065, 0.05], [0.08, 0.05, 0.04]])
-_SPREAD = np.array([0.15, 0.0, -0.12, -0.25])
+_SPREAD = np.array([0.25, 0.0, -0.2, -0.4])
 _FLEX = np.array([1.4, 1.7, 1.2])  # full flexion of each finger joint (radians)
 _THUMB = (np.array([0.05, -0.06, 0]), np.array([0.08, 0.07, 0.055]))
 
@@ -198,13 +198,12 @@ class _Sign:
 
 
 def _signs(cfg: SyntheticConfig) -> list[_Sign]:
-    locations = np.random.default_rng([cfg.seed, 0]).permutation(len(_LOCATIONS))
     out = []
     for c in range(cfg.num_classes):
         r = np.random.default_rng([cfg.seed, 1, c])
         k = np.arange(1, 4)[:, None]
         other = _OTHER_HAND[r.choice(4, p=[0.45, 0.25, 0.15, 0.15])]
-        anchor = _LOCATIONS[locations[c % len(locations)]] + r.normal(0, 0.05, 3)
+        anchor = _LOCATIONS[r.integers(len(_LOCATIONS))] + r.normal(0, 0.08, 3)
         if other == "base":
             anchor = _BASE * _MIRROR + np.array([0.1, -0.2, -0.05])
         s0 = _SHAPES[r.integers(len(_SHAPES))]
@@ -237,7 +236,8 @@ def _signer(seed: int, j: int) -> dict[str, Any]:
         "hand": r.uniform(0.9, 1.1),
         "head": r.uniform(0.9, 1.1),
         "amp": r.uniform(0.85, 1.15),
-        "offset": r.normal(0, 0.05, 3),
+        "offset": r.normal(0, 0.08, 3),
+        "left_handed": j % 6 == 5,
     }
 
 
@@ -256,9 +256,9 @@ def _sample(
 
     k = np.arange(1, 4)[:, None]
     phase = sign.phase + r.normal(0, 0.15, sign.phase.shape)
-    amp = sign.amp * who["amp"] * r.uniform(0.9, 1.1)
+    amp = sign.amp * who["amp"] * r.uniform(0.85, 1.15)
     motion = np.einsum("kd,tkd->td", amp, np.sin(np.pi * k[None] * s[:, :, None] + phase[None]))
-    anchor = sign.anchor + who["offset"] + r.normal(0, 0.03, 3)
+    anchor = sign.anchor + who["offset"] + r.normal(0, 0.06, 3)
     rest_r, rest_l = _REST + r.normal(0, 0.03, 3), _REST * _MIRROR + r.normal(0, 0.03, 3)
     right = _lerp(rest_r, anchor + motion, blend)
     if sign.other in ("mirror", "alternate"):
@@ -270,10 +270,10 @@ def _sample(
         left = rest_l + 0.01 * np.sin(2 * np.pi * t[:, None] + r.uniform(0, 6, 3))
 
     # hand shapes and orientation, relaxed at rest
-    jitter = r.normal(0, 0.07, 6)
+    jitter = r.normal(0, 0.1, 6)
     shape = np.clip(_lerp(_RELAXED, _lerp(sign.shapes[0], sign.shapes[1], _smooth(s)), blend) + jitter, 0, 1)
-    roll = _lerp(np.pi, sign.roll + sign.twist * _smooth(s[:, 0]) + r.normal(0, 0.12), blend[:, 0])
-    yaw = _lerp(np.pi / 2, sign.yaw + r.normal(0, 0.12), blend[:, 0])
+    roll = _lerp(np.pi, sign.roll + sign.twist * _smooth(s[:, 0]) + r.normal(0, 0.2), blend[:, 0])
+    yaw = _lerp(np.pi / 2, sign.yaw + r.normal(0, 0.2), blend[:, 0])
     size = 0.9 * who["hand"]
     hand_r = _hand(shape, roll, yaw) * size
     if sign.other in ("mirror", "alternate"):
@@ -284,6 +284,10 @@ def _sample(
         hand_l = _hand(flat, base_roll, _lerp(np.pi / 2, np.full(frames, 1.3), blend[:, 0])) * size * _MIRROR
     else:
         hand_l = _hand(np.tile(_RELAXED, (frames, 1)), np.full(frames, np.pi), np.full(frames, 1.6)) * size * _MIRROR
+
+    if who["left_handed"]:  # the same sign, made with the other hand
+        right, left = left * _MIRROR, right * _MIRROR
+        hand_r, hand_l = hand_l * _MIRROR, hand_r * _MIRROR
 
     # body, arms, head and face (body units)
     pose = np.tile(_POSE, (frames, 1, 1))

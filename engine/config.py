@@ -54,7 +54,8 @@ class DataConfig(_Section):
         description="Data source: synthetic, landmarks, wlasl, video_folder, sequences_csv, features.",
     )
     root: str | None = Field(
-        None, description="Dataset root (metadata, videos or cache). Synthetic: where it is written."
+        None,
+        description="Dataset root (metadata, videos or cache). Synthetic: where it is written.",
     )
     subset: int | None = Field(None, description="WLASL: keep the first N glosses (100, 300, ...).")
     batch_size: int = Field(16, ge=1)

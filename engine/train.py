@@ -457,7 +457,10 @@ class Trainer:
             win_loss, win_n = win_loss + lv * n, win_n + n
             self.step_in_epoch += 1
             self.global_step += 1
-            if self.global_step % t.log_every_steps == 0 or self.step_in_epoch == self.steps_per_epoch:
+            if (
+                self.global_step % t.log_every_steps == 0
+                or self.step_in_epoch == self.steps_per_epoch
+            ):
                 dt = max(time.perf_counter() - win_t0, 1e-9)
                 self.rec.metric(
                     "step",
@@ -475,7 +478,9 @@ class Trainer:
                 return False
         return True
 
-    def evaluate_split(self, loader: DataLoader) -> tuple[dict[str, Any], np.ndarray, np.ndarray, list[str]]:
+    def evaluate_split(
+        self, loader: DataLoader
+    ) -> tuple[dict[str, Any], np.ndarray, np.ndarray, list[str]]:
         probs, labels, ids = predict(self.model, loader, self.accelerator, len(loader.dataset))
         summary = evaluate.summarize(labels, probs, self.bundle.class_names)
         return summary, probs, labels, ids
@@ -540,6 +545,7 @@ class Trainer:
 
             peak = None
             if acc.device.type == "cuda":
+
                 def peak() -> float:  # MiB, on this run's device
                     return torch.cuda.max_memory_allocated(acc.device) / 2**20
 
@@ -652,9 +658,13 @@ class Trainer:
         for name, loader in loaders:
             summary, probs, labels, ids = self.evaluate_split(loader)
             splits[name] = {"ids": ids, "y_true": labels, "probs": probs}
-            self.rec.metric("eval", split=name, epoch=self.best_epoch, step=self.global_step, **{
-                k: v for k, v in summary.items() if isinstance(v, (int, float)) or v is None
-            })
+            self.rec.metric(
+                "eval",
+                split=name,
+                epoch=self.best_epoch,
+                step=self.global_step,
+                **{k: v for k, v in summary.items() if isinstance(v, (int, float)) or v is None},
+            )
         if not self.is_main:
             return None
         t = self.cfg.training

@@ -36,7 +36,9 @@ err_console = Console(stderr=True)
 
 RunsDirOpt = Annotated[
     Path | None,
-    typer.Option("--runs-dir", help="Run store (default: $SLR_RUNS_DIR, else ./runs).", show_default=False),
+    typer.Option(
+        "--runs-dir", help="Run store (default: $SLR_RUNS_DIR, else ./runs).", show_default=False
+    ),
 ]
 
 
@@ -64,7 +66,7 @@ def presets_list(ctx: typer.Context) -> None:
 
     t = Table(header_style="bold")
     for col in ("preset", "data", "model", "batch", "epochs", "lr", "description"):
-        t.add_column(col)
+        t.add_column(col, no_wrap=col != "description", overflow="fold")
     for p in cfgmod.presets():
         t.add_row(
             p.name,
@@ -83,7 +85,8 @@ def presets_show(
     name: Annotated[str, typer.Argument(help="Preset name (see `slr presets`).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of YAML.")] = False,
     sets: Annotated[
-        list[str] | None, typer.Option("--set", "-s", help="Override section.key=value (YAML value).")
+        list[str] | None,
+        typer.Option("--set", "-s", help="Override section.key=value (YAML value)."),
     ] = None,
 ) -> None:
     """Print a preset's effective config (every key, defaults filled in)."""
@@ -140,7 +143,9 @@ def _progress_loop(run_dir: Path, proc, quiet: bool) -> int:
                 if not meta_done:
                     meta = runs.read_json(run_dir / runs.RUN_JSON) or {}
                     if meta.get("steps_per_epoch"):
-                        progress.update(ep_task, total=meta["max_epochs"], completed=meta.get("epoch", 0))
+                        progress.update(
+                            ep_task, total=meta["max_epochs"], completed=meta.get("epoch", 0)
+                        )
                         progress.update(st_task, total=meta["steps_per_epoch"], info="")
                         meta_done = True
                 for row in tail.read_new():
@@ -172,7 +177,11 @@ def _print_outcome(run: runs.RunInfo, code: int) -> None:
     if status == "finished":
         report = run.report()
         if report:
-            console.print(tables.results_table(report, title=f"{run.id}: results (best epoch {report.get('best_epoch')})"))
+            console.print(
+                tables.results_table(
+                    report, title=f"{run.id}: results (best epoch {report.get('best_epoch')})"
+                )
+            )
         console.print(f"[green]finished[/] {run.id}  ->  {run.path}")
     elif status == "stopped":
         err_console.print(
@@ -189,34 +198,53 @@ def _print_outcome(run: runs.RunInfo, code: int) -> None:
 
 @app.command()
 def run(
-    preset: Annotated[str | None, typer.Option("--preset", "-p", help="Preset name (see `slr presets`).")] = None,
+    preset: Annotated[
+        str | None, typer.Option("--preset", "-p", help="Preset name (see `slr presets`).")
+    ] = None,
     config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="Config file (YAML/JSON); a run's config.json re-runs it.")
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="Config file (YAML/JSON); a run's config.json re-runs it."
+        ),
     ] = None,
     sets: Annotated[
         list[str] | None,
-        typer.Option("--set", "-s", help="Override section.key=value, value parsed as YAML (repeatable)."),
+        typer.Option(
+            "--set", "-s", help="Override section.key=value, value parsed as YAML (repeatable)."
+        ),
     ] = None,
-    data_root: Annotated[Path | None, typer.Option("--data-root", help="Dataset root (sets data.root).")] = None,
+    data_root: Annotated[
+        Path | None, typer.Option("--data-root", help="Dataset root (sets data.root).")
+    ] = None,
     runs_dir: RunsDirOpt = None,
     device: Annotated[
         str | None, typer.Option("--device", help="auto | cpu | cuda (sets training.device).")
     ] = None,
-    resume: Annotated[str | None, typer.Option("--resume", help="Continue a stopped run from its last.pt.")] = None,
+    resume: Annotated[
+        str | None, typer.Option("--resume", help="Continue a stopped run from its last.pt.")
+    ] = None,
     init_checkpoint: Annotated[
-        Path | None, typer.Option("--init-checkpoint", help="Load model weights only from this checkpoint.")
+        Path | None,
+        typer.Option("--init-checkpoint", help="Load model weights only from this checkpoint."),
     ] = None,
     gpus: Annotated[
-        int, typer.Option("--gpus", min=1, help="Processes to train with, one per GPU (on CPU: gloo processes).")
+        int,
+        typer.Option(
+            "--gpus", min=1, help="Processes to train with, one per GPU (on CPU: gloo processes)."
+        ),
     ] = 1,
-    detach: Annotated[bool, typer.Option("--detach", help="Start in the background, print the run id, exit.")] = False,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Start in the background, print the run id, exit.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Train one run: preset < --config < --set. Exits non-zero if the run fails or is stopped."""
     root = runs.runs_dir(runs_dir)
     if resume:
         if preset or config or sets:
-            raise fail("--resume continues a run with its own config.json; drop --preset/--config/--set")
+            raise fail(
+                "--resume continues a run with its own config.json; drop --preset/--config/--set"
+            )
         info = _run_ref(resume, runs_dir)
         if info.status in runs.ACTIVE:
             raise fail(f"run {info.id} is still running")
@@ -269,7 +297,13 @@ def list_runs_cmd(
     root = runs.runs_dir(runs_dir)
     items = runs.list_runs(root)
     if as_json:
-        typer.echo(json.dumps([{**r.meta, "status": r.status, "path": str(r.path)} for r in items], indent=2, default=str))
+        typer.echo(
+            json.dumps(
+                [{**r.meta, "status": r.status, "path": str(r.path)} for r in items],
+                indent=2,
+                default=str,
+            )
+        )
         return
     if not items:
         console.print(f"no runs under {root} (start one with `slr run --preset demo`)")
@@ -281,7 +315,9 @@ def list_runs_cmd(
 def show(
     run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run id, unique prefix, or path.")],
     runs_dir: RunsDirOpt = None,
-    all_classes: Annotated[bool, typer.Option("--all", help="Every class, not just the worst 15.")] = False,
+    all_classes: Annotated[
+        bool, typer.Option("--all", help="Every class, not just the worst 15.")
+    ] = False,
     split: Annotated[str, typer.Option("--split", help="Split for the per-class table.")] = "test",
 ) -> None:
     """A run's summary, epochs, results, per-class table (worst first) and best thresholds."""
@@ -325,7 +361,9 @@ def show(
                 )
     picked = runs.read_json(r.path / runs.THRESHOLD_JSON)
     if picked:
-        console.print(f"picked threshold: {picked['threshold']:.2f} ({picked.get('rule', 'manual')})")
+        console.print(
+            f"picked threshold: {picked['threshold']:.2f} ({picked.get('rule', 'manual')})"
+        )
 
 
 @app.command()
@@ -349,8 +387,12 @@ def compare(
 def stop(
     run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run id, unique prefix, or path.")],
     runs_dir: RunsDirOpt = None,
-    force: Annotated[bool, typer.Option("--force", help="SIGKILL the run's process group.")] = False,
-    wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for the run to stop.")] = 30.0,
+    force: Annotated[
+        bool, typer.Option("--force", help="SIGKILL the run's process group.")
+    ] = False,
+    wait: Annotated[
+        float, typer.Option("--wait", help="Seconds to wait for the run to stop.")
+    ] = 30.0,
 ) -> None:
     """Stop a running run: it finishes the current step, writes last.pt and marks itself stopped."""
     r = _run_ref(run_ref, runs_dir)
@@ -362,7 +404,9 @@ def stop(
     if "requested" in msg and wait > 0:
         status = launch.wait_status(r, wait)
         if status in runs.ACTIVE:
-            raise fail(f"run {r.id} is still {status} after {wait:.0f}s; try again or use --force", 1)
+            raise fail(
+                f"run {r.id} is still {status} after {wait:.0f}s; try again or use --force", 1
+            )
         console.print(f"run {r.id}: {status}")
 
 
@@ -370,10 +414,14 @@ def stop(
 def thresholds(
     run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run id, unique prefix, or path.")],
     runs_dir: RunsDirOpt = None,
-    split: Annotated[str, typer.Option("--split", help="val or test: which sweep to print.")] = "val",
+    split: Annotated[
+        str, typer.Option("--split", help="val or test: which sweep to print.")
+    ] = "val",
     pick: Annotated[
         str | None,
-        typer.Option("--pick", help="best-f1 (chosen on val) or a value in [0, 1]; writes threshold.json."),
+        typer.Option(
+            "--pick", help="best-f1 (chosen on val) or a value in [0, 1]; writes threshold.json."
+        ),
     ] = None,
     step: Annotated[float, typer.Option("--step", help="Sweep step.")] = 0.05,
 ) -> None:

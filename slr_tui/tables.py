@@ -64,8 +64,21 @@ def when(ts: float | None) -> str:
 
 def runs_table(items: list[runs.RunInfo]) -> Table:
     t = Table(title=None, header_style="bold")
-    for col in ("id", "status", "preset", "dataset", "epoch", "best val acc", "started", "duration"):
-        t.add_column(col, justify="right" if col in ("epoch", "best val acc", "duration") else "left")
+    for col in (
+        "id",
+        "status",
+        "preset",
+        "dataset",
+        "epoch",
+        "best val acc",
+        "started",
+        "duration",
+    ):
+        t.add_column(
+            col,
+            justify="right" if col in ("epoch", "best val acc", "duration") else "left",
+            no_wrap=col in ("id", "status"),
+        )
     for r in items:
         epoch = f"{r.epoch}/{r.max_epochs}" if r.max_epochs else str(r.epoch)
         best = r.best_metric if r.meta.get("monitor", "val_acc") == "val_acc" else None
@@ -100,7 +113,9 @@ def per_class_table(rows: list[dict[str, Any]], limit: int | None = 15) -> Table
     """Rows sorted worst first (lowest accuracy, then lowest F1, then most support)."""
     rows = sorted(rows, key=lambda r: (r["accuracy"], r["f1"], -r["support"]))
     shown = rows if limit is None else rows[:limit]
-    title = "per-class (worst first)" + (f", {len(shown)} of {len(rows)}" if len(shown) < len(rows) else "")
+    title = "per-class (worst first)" + (
+        f", {len(shown)} of {len(rows)}" if len(shown) < len(rows) else ""
+    )
     t = Table(title=title, header_style="bold")
     for col in ("class", "support", "accuracy", "precision", "recall", "F1"):
         t.add_column(col, justify="left" if col == "class" else "right")

@@ -43,7 +43,9 @@ def test_every_preset_validates_and_has_a_description():
 
 def test_precedence_preset_file_set(tmp_path):
     f = tmp_path / "over.yaml"
-    f.write_text(yaml.safe_dump({"optim": {"lr": 0.5, "weight_decay": 0.2}, "data": {"batch_size": 3}}))
+    f.write_text(
+        yaml.safe_dump({"optim": {"lr": 0.5, "weight_decay": 0.2}, "data": {"batch_size": 3}})
+    )
     cfg = c.resolve(preset="demo", config_file=f, sets=["optim.lr=0.25"])
     assert cfg.optim.lr == 0.25  # --set beats the file
     assert cfg.optim.weight_decay == 0.2  # the file beats the preset

@@ -97,12 +97,17 @@ def test_resolve_by_id_prefix_and_path(tmp_path):
     _make_run(tmp_path, "20250102-000000-demo", status="finished", started_at=2)
     assert runs.resolve_run("20250101-000000-demo", tmp_path).id == "20250101-000000-demo"
     assert runs.resolve_run("20250102", tmp_path).id == "20250102-000000-demo"
-    assert runs.resolve_run(str(tmp_path / "20250101-000000-demo"), "/nonexistent").id.startswith("20250101")
+    assert runs.resolve_run(str(tmp_path / "20250101-000000-demo"), "/nonexistent").id.startswith(
+        "20250101"
+    )
     with pytest.raises(runs.RunError, match="matches 2 runs"):
         runs.resolve_run("2025010", tmp_path)
     with pytest.raises(runs.RunError, match="no run"):
         runs.resolve_run("1999", tmp_path)
-    assert [r.id for r in runs.list_runs(tmp_path)] == ["20250102-000000-demo", "20250101-000000-demo"]
+    assert [r.id for r in runs.list_runs(tmp_path)] == [
+        "20250102-000000-demo",
+        "20250101-000000-demo",
+    ]
 
 
 def test_running_run_with_dead_process_is_lost(tmp_path):

@@ -16,7 +16,9 @@ def test_warmup_then_cosine_values():
     # cosine from 1 at the end of warm-up to 0 at the end
     assert warmup_cosine(10, warm, total) == pytest.approx(1.0)
     assert warmup_cosine(55, warm, total) == pytest.approx(0.5)  # half-way through the decay
-    assert warmup_cosine(10 + 90 * 0.25, warm, total) == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
+    assert warmup_cosine(10 + 90 * 0.25, warm, total) == pytest.approx(
+        0.5 * (1 + math.cos(math.pi / 4))
+    )
     assert warmup_cosine(100, warm, total) == pytest.approx(0.0)
     assert warmup_cosine(500, warm, total) == pytest.approx(0.0)
     assert warmup_cosine(100, warm, total, min_ratio=0.1) == pytest.approx(0.1)
@@ -43,11 +45,17 @@ def test_cosine_scheduler_drives_the_optimizer():
 def test_other_schedulers():
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.AdamW([p], lr=1.0)
-    _, when = build_scheduler(opt, OptimConfig(scheduler="steplr"), steps_per_epoch=5, max_epochs=3, mode="max")
+    _, when = build_scheduler(
+        opt, OptimConfig(scheduler="steplr"), steps_per_epoch=5, max_epochs=3, mode="max"
+    )
     assert when == "epoch"
-    _, when = build_scheduler(opt, OptimConfig(scheduler="plateau"), steps_per_epoch=5, max_epochs=3, mode="max")
+    _, when = build_scheduler(
+        opt, OptimConfig(scheduler="plateau"), steps_per_epoch=5, max_epochs=3, mode="max"
+    )
     assert when == "metric"
-    assert build_scheduler(opt, OptimConfig(scheduler="none"), steps_per_epoch=5, max_epochs=3, mode="max") == (None, None)
+    assert build_scheduler(
+        opt, OptimConfig(scheduler="none"), steps_per_epoch=5, max_epochs=3, mode="max"
+    ) == (None, None)
 
 
 def test_class_weight_formula():

@@ -103,7 +103,9 @@ def read_manifest(root: Path) -> Manifest:
             if label not in index:
                 raise DataError(f"{man} line {line}: label '{label}' is not in classes.txt")
             if split not in SPLITS:
-                raise DataError(f"{man} line {line}: split '{split}' is not one of train, val, test")
+                raise DataError(
+                    f"{man} line {line}: split '{split}' is not one of train, val, test"
+                )
             ids.append(sid)
             labels.append(index[label])
             splits.append(split)
@@ -186,9 +188,11 @@ def mirror(arrays: dict[str, np.ndarray], centre_x: float) -> dict[str, np.ndarr
         if part == "pose":
             a = a[:, POSE_MIRROR]
         out[part] = a
-    if "left_hand" in out or "right_hand" in out:
-        out["left_hand"], out["right_hand"] = out.pop("right_hand", None), out.pop("left_hand", None)
-        out = {k: v for k, v in out.items() if v is not None}
+    left, right = out.pop("left_hand", None), out.pop("right_hand", None)
+    if right is not None:
+        out["left_hand"] = right
+    if left is not None:
+        out["right_hand"] = left
     return out
 
 
@@ -265,7 +269,9 @@ class LandmarkDataset(SampleDataset):
 
     def load(self, index: int, rng: np.random.Generator | None) -> dict[str, Any]:
         try:
-            arrays = load_npz(self.paths[index], self.spec.parts + ("pose", "left_hand", "right_hand"))
+            arrays = load_npz(
+                self.paths[index], self.spec.parts + ("pose", "left_hand", "right_hand")
+            )
             x = features(arrays, self.spec, rng)
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             # checked when the bundle was built; a file that broke since gives an empty frame
@@ -359,5 +365,7 @@ def build_from_root(root: str | Path, cfg: RunConfig) -> DataBundle:
 def build(cfg: RunConfig) -> DataBundle:
     """The ``landmarks`` source: ``data.root`` is a landmark folder."""
     if not cfg.data.root:
-        raise DataError("data.root is not set; point it at a landmark folder (manifest.csv, classes.txt, landmarks/)")
+        raise DataError(
+            "data.root is not set; point it at a landmark folder (manifest.csv, classes.txt, landmarks/)"
+        )
     return build_from_root(cfg.data.root, cfg)

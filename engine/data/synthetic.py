@@ -113,7 +113,9 @@ def class_counts(cfg: SyntheticConfig) -> list[int]:
 
 
 def settings_hash(cfg: SyntheticConfig) -> str:
-    blob = json.dumps({"generator": GENERATOR, "settings": cfg.model_dump(mode="json")}, sort_keys=True)
+    blob = json.dumps(
+        {"generator": GENERATOR, "settings": cfg.model_dump(mode="json")}, sort_keys=True
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -166,7 +168,9 @@ def _hand(shape: np.ndarray, roll: np.ndarray, yaw: np.ndarray) -> np.ndarray:
     return np.stack([x, y, z], -1)
 
 
-def _elbow(shoulder: np.ndarray, wrist: np.ndarray, l1: float, l2: float, side: float) -> np.ndarray:
+def _elbow(
+    shoulder: np.ndarray, wrist: np.ndarray, l1: float, l2: float, side: float
+) -> np.ndarray:
     """2-link inverse kinematics in the image plane; the elbow bends down and outwards."""
     v = wrist[:, :2] - shoulder[:2]
     d = np.linalg.norm(v, axis=1, keepdims=True)
@@ -249,7 +253,9 @@ def _sample(
 ) -> dict[str, np.ndarray]:
     t = np.linspace(0.0, 1.0, frames)
     warp = r.uniform(-0.6, 0.6)
-    tau = np.clip(t + warp * np.sin(2 * np.pi * t) / (2 * np.pi), 0, 1) ** np.exp(r.uniform(-0.25, 0.25))
+    tau = np.clip(t + warp * np.sin(2 * np.pi * t) / (2 * np.pi), 0, 1) ** np.exp(
+        r.uniform(-0.25, 0.25)
+    )
     on, off = r.uniform(0.06, 0.2), r.uniform(0.8, 0.94)
     s = np.clip((tau - on) / (off - on), 0, 1)[:, None]
     blend = (_smooth(tau / on) * _smooth((1 - tau) / (1 - off)))[:, None]
@@ -271,7 +277,9 @@ def _sample(
 
     # hand shapes and orientation, relaxed at rest
     jitter = r.normal(0, 0.1, 6)
-    shape = np.clip(_lerp(_RELAXED, _lerp(sign.shapes[0], sign.shapes[1], _smooth(s)), blend) + jitter, 0, 1)
+    shape = np.clip(
+        _lerp(_RELAXED, _lerp(sign.shapes[0], sign.shapes[1], _smooth(s)), blend) + jitter, 0, 1
+    )
     roll = _lerp(np.pi, sign.roll + sign.twist * _smooth(s[:, 0]) + r.normal(0, 0.2), blend[:, 0])
     yaw = _lerp(np.pi / 2, sign.yaw + r.normal(0, 0.2), blend[:, 0])
     size = 0.9 * who["hand"]
@@ -281,9 +289,17 @@ def _sample(
     elif sign.other == "base":
         flat = np.tile(_SHAPES[0], (frames, 1))
         base_roll = _lerp(np.pi, np.full(frames, -1.3), blend[:, 0])
-        hand_l = _hand(flat, base_roll, _lerp(np.pi / 2, np.full(frames, 1.3), blend[:, 0])) * size * _MIRROR
+        hand_l = (
+            _hand(flat, base_roll, _lerp(np.pi / 2, np.full(frames, 1.3), blend[:, 0]))
+            * size
+            * _MIRROR
+        )
     else:
-        hand_l = _hand(np.tile(_RELAXED, (frames, 1)), np.full(frames, np.pi), np.full(frames, 1.6)) * size * _MIRROR
+        hand_l = (
+            _hand(np.tile(_RELAXED, (frames, 1)), np.full(frames, np.pi), np.full(frames, 1.6))
+            * size
+            * _MIRROR
+        )
 
     if who["left_handed"]:  # the same sign, made with the other hand
         right, left = left * _MIRROR, right * _MIRROR
@@ -310,7 +326,11 @@ def _sample(
     scale = who["scale"] * r.uniform(0.97, 1.03)
     angle = who["tilt"] + r.normal(0, 0.02)
     rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    centre = who["centre"] + r.normal(0, 0.015, 2) + 0.01 * np.sin(2 * np.pi * t[:, None] + r.uniform(0, 6, 2))
+    centre = (
+        who["centre"]
+        + r.normal(0, 0.015, 2)
+        + 0.01 * np.sin(2 * np.pi * t[:, None] + r.uniform(0, 6, 2))
+    )
 
     def image(p: np.ndarray, relative_z: np.ndarray | None = None) -> np.ndarray:
         xy = centre[:, None] + scale * p[..., :2] @ rot.T
@@ -433,7 +453,9 @@ def generate(
             f"synthetic.min_frames ({cfg.min_frames}) is above synthetic.max_frames ({cfg.max_frames})"
         )
     if not _replaceable(root):
-        raise DataError(f"{root} exists and is not a synthetic dataset; set data.root to another folder")
+        raise DataError(
+            f"{root} exists and is not a synthetic dataset; set data.root to another folder"
+        )
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
     try:

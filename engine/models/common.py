@@ -43,5 +43,7 @@ def require_input_dim(bundle, name: str) -> int:
     from engine.models import ModelError
 
     if not bundle.input_dim:
-        raise ModelError(f"model '{name}' needs per-frame feature vectors; this data source has none")
+        raise ModelError(
+            f"model '{name}' needs per-frame feature vectors; this data source has none"
+        )
     return int(bundle.input_dim)

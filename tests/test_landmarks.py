@@ -1,0 +1,253 @@
+"""The landmark source: manifest checks, skipped files, features, normalisation, augmentation."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.config import RunConfig, SyntheticConfig
+from engine.data import landmarks, synthetic
+from engine.data.base import DataError
+
+FACE = 5
+
+
+def sample(frames: int = 6, seed: int = 0) -> dict[str, np.ndarray]:
+    """A still signer: shoulders at (0.6, 0.5) (left) and (0.4, 0.5) (right), so the
+    shoulder width is 0.2; the other points are random."""
+    r = np.random.default_rng(seed)
+    pose = r.uniform(0.2, 0.8, (frames, 33, 4)).astype(np.float32)
+    pose[:, 11, :2], pose[:, 12, :2] = (0.6, 0.5), (0.4, 0.5)
+    return {
+        "pose": pose,
+        "left_hand": r.uniform(0.55, 0.7, (frames, 21, 3)).astype(np.float32),
+        "right_hand": r.uniform(0.3, 0.45, (frames, 21, 3)).astype(np.float32),
+        "face": r.uniform(0.45, 0.55, (frames, FACE, 3)).astype(np.float32),
+    }
+
+
+def write_root(root: Path, items: list[tuple[str, str, str, dict]], classes: list[str]) -> Path:
+    (root / "landmarks").mkdir(parents=True)
+    (root / "classes.txt").write_text("\n".join(classes) + "\n")
+    with open(root / "manifest.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "label", "split", "signer", "frames"])
+        for sid, label, split, arrays in items:
+            w.writerow([sid, label, split, 0, len(arrays["pose"])])
+            np.savez(root / "landmarks" / f"{sid}.npz", **arrays, fps=np.float32(25))
+    return root
+
+
+def config(root: Path | None = None, **data) -> RunConfig:
+    return RunConfig.model_validate(
+        {"data": {"source": "landmarks", "root": root and str(root), **data}}
+    )
+
+
+@pytest.fixture
+def small_root(tmp_path: Path) -> Path:
+    items = [
+        (f"s{i}", label, split, sample(6 + i, seed=i))
+        for i, (label, split) in enumerate(
+            [("b", "train"), ("a", "train"), ("a", "val"), ("b", "val"), ("a", "test")]
+        )
+    ]
+    return write_root(tmp_path / "lm", items, ["b", "a"])
+
+
+def test_bundle_from_a_folder(small_root: Path) -> None:
+    bundle = landmarks.build(config(small_root, augment=False))
+    assert bundle.class_names == ["b", "a"]
+    assert list(bundle.train.labels) == [0, 1] and list(bundle.val.labels) == [1, 0]
+    assert bundle.test is not None and bundle.test.ids == ["s4"]
+    assert bundle.info["per_split"] == {"train": 2, "val": 2, "test": 1}
+    assert bundle.info["missing"] == bundle.info["unreadable"] == 0
+    assert bundle.input_dim == (33 + 21 + 21 + FACE) * 2 + 4
+    item = bundle.train[1]
+    assert item["x"].shape == (7, bundle.input_dim) and item["x"].dtype == np.float32
+    assert item["label"] == 1 and item["id"] == "s1"
+
+
+@pytest.mark.parametrize(
+    ("parts", "use_z", "dim"),
+    [(["pose"], False, 33 * 2 + 1), (["right_hand", "left_hand"], True, 42 * 3 + 2)],
+)
+def test_feature_dimension(small_root: Path, parts: list[str], use_z: bool, dim: int) -> None:
+    bundle = landmarks.build(config(small_root, parts=parts, use_z=use_z))
+    assert bundle.input_dim == dim
+    assert bundle.train[(0, 0)]["x"].shape[1] == dim and bundle.val[0]["x"].shape[1] == dim
+
+
+def test_errors_are_one_line(tmp_path: Path, small_root: Path) -> None:
+    def fails(cfg: RunConfig, match: str) -> None:
+        with pytest.raises(DataError, match=match) as err:
+            landmarks.build(cfg)
+        assert "\n" not in str(err.value)
+
+    fails(config(None), "data.root is not set")
+    fails(config(tmp_path / "nowhere"), "does not exist")
+    (tmp_path / "empty").mkdir()
+    fails(config(tmp_path / "empty"), "manifest.csv not found")
+    man = small_root / "manifest.csv"
+    text = man.read_text()
+    man.write_text(text.replace("s1,a,train", "s1,zebra,train"))
+    fails(config(small_root), "line 3: label 'zebra' is not in classes.txt")
+    man.write_text(text.replace("s1,a,train", "s1,a,training"))
+    fails(config(small_root), "split 'training'")
+    man.write_text(text.replace("label,", "gloss,"))
+    fails(config(small_root), "missing column")
+    man.write_text(text)
+    (small_root / "classes.txt").unlink()
+    fails(config(small_root), "classes.txt not found")
+
+
+def test_missing_and_corrupt_files_are_skipped(tmp_path: Path) -> None:
+    root = synthetic.generate(
+        SyntheticConfig(num_classes=3, samples_per_class=10, min_frames=8, max_frames=10),
+        tmp_path / "ds",
+    )
+    with open(root / "manifest.csv", newline="") as fh:
+        ids = [r["id"] for r in csv.DictReader(fh) if r["split"] == "train"]
+    lm = root / "landmarks"
+    (lm / f"{ids[0]}.npz").unlink()  # missing
+    (lm / f"{ids[1]}.npz").write_bytes(b"not a zip file")  # garbage
+    data = (lm / f"{ids[2]}.npz").read_bytes()
+    (lm / f"{ids[2]}.npz").write_bytes(data[: len(data) // 2])  # truncated
+    with np.load(lm / f"{ids[3]}.npz") as z:  # lacks a part
+        np.savez(lm / f"{ids[3]}.npz", **{k: z[k] for k in z.files if k != "face"})
+    bundle = landmarks.build(config(root))
+    assert bundle.info["missing"] == 1 and bundle.info["unreadable"] == 3
+    assert bundle.info["per_split"]["train"] == len(ids) - 4
+    assert not set(ids[:4]) & set(bundle.train.ids)
+    for ds in (bundle.train, bundle.val, bundle.test):
+        for i in range(len(ds)):
+            assert ds[(i, 1)]["x"].shape[1] == bundle.input_dim
+    # a file that breaks after the bundle was built gives an empty frame, not a crash
+    (lm / f"{bundle.val.ids[0]}.npz").write_bytes(b"broken since")
+    assert bundle.val[0]["x"].shape == (1, bundle.input_dim) and bundle.val.failures == 1
+    # with 'face' not used, the file without a face is fine: garbage, truncated, broken since
+    assert landmarks.build(config(root, parts=["pose", "left_hand"])).info["unreadable"] == 3
+
+
+def test_presence_flags_and_missing_points(tmp_path: Path) -> None:
+    arrays = sample(8)
+    arrays["left_hand"][2:5] = np.nan
+    root = write_root(
+        tmp_path / "lm", [("x", "a", "train", arrays), ("y", "a", "val", sample())], ["a"]
+    )
+    bundle = landmarks.build(config(root, parts=["left_hand", "right_hand"], augment=False))
+    x = bundle.train[0]["x"]
+    np.testing.assert_array_equal(x[:, -2], [1, 1, 0, 0, 0, 1, 1, 1])  # left hand present
+    np.testing.assert_array_equal(x[:, -1], np.ones(8))
+    assert (x[2:5, :42] == 0).all() and (x[[0, 1, 5], :42] != 0).any(axis=1).all()
+
+
+def test_normalisation_centres_and_scales_on_the_shoulders(small_root: Path) -> None:
+    bundle = landmarks.build(config(small_root, parts=["pose"], augment=False))
+    pose = bundle.train[0]["x"][:, :66].reshape(-1, 33, 2)
+    np.testing.assert_allclose(pose[:, 11], np.tile([0.5, 0.0], (6, 1)), atol=1e-6)
+    np.testing.assert_allclose(pose[:, 12], np.tile([-0.5, 0.0], (6, 1)), atol=1e-6)
+    raw = sample(6, seed=0)["pose"][..., :2]
+    np.testing.assert_allclose(pose, (raw - [0.5, 0.5]) / 0.2, atol=1e-5)
+    plain = landmarks.build(config(small_root, parts=["pose"], normalize=False, augment=False))
+    np.testing.assert_allclose(plain.train[0]["x"][:, :66].reshape(-1, 33, 2), raw, atol=1e-6)
+
+
+def test_normalisation_on_moving_synthetic_signers(tmp_path: Path) -> None:
+    cfg = SyntheticConfig(num_classes=2, samples_per_class=4, min_frames=10, max_frames=14)
+    root = synthetic.generate(cfg, tmp_path / "ds")
+    bundle = landmarks.build(config(root, parts=["pose"], augment=False))
+    for ds in (bundle.train, bundle.val):
+        for i in range(len(ds)):
+            pose = ds[i]["x"][:, :66].reshape(-1, 33, 2)
+            left, right = pose[:, 11], pose[:, 12]
+            np.testing.assert_allclose(np.median((left + right) / 2, axis=0), 0, atol=1e-5)
+            assert np.median(np.linalg.norm(left - right, axis=1)) == pytest.approx(1, abs=1e-5)
+
+
+def test_long_sequences_are_resampled(tmp_path: Path) -> None:
+    root = write_root(
+        tmp_path / "lm", [("x", "a", "train", sample(30)), ("y", "a", "val", sample(5))], ["a"]
+    )
+    bundle = landmarks.build(config(root, max_frames=10, augment=False))
+    full = landmarks.build(config(root, max_frames=64, augment=False)).train[0]["x"]
+    x = bundle.train[0]["x"]
+    assert x.shape[0] == 10 and bundle.val[0]["x"].shape[0] == 5
+    np.testing.assert_array_equal(x[0], full[0])
+    np.testing.assert_array_equal(x[-1], full[-1])
+
+
+def test_mirror_swaps_hands_and_flips_x() -> None:
+    arrays = {k: v[..., :3].copy() for k, v in sample(4).items()}
+    out = landmarks.mirror(arrays, centre_x=0.5)
+    np.testing.assert_allclose(out["left_hand"][..., 0], 1 - arrays["right_hand"][..., 0])
+    np.testing.assert_array_equal(out["left_hand"][..., 1:], arrays["right_hand"][..., 1:])
+    np.testing.assert_allclose(out["right_hand"][..., 0], 1 - arrays["left_hand"][..., 0])
+    np.testing.assert_allclose(out["pose"][:, 12, 0], 1 - arrays["pose"][:, 11, 0])  # shoulders
+    np.testing.assert_allclose(out["pose"][:, 15, :2], arrays["pose"][:, 16, :2] * [-1, 1] + [1, 0])
+    np.testing.assert_allclose(out["pose"][:, 0, 0], 1 - arrays["pose"][:, 0, 0])  # nose stays
+    np.testing.assert_allclose(out["face"][..., 0], 1 - arrays["face"][..., 0])
+
+
+def test_mirror_augmentation_in_the_dataset(small_root: Path) -> None:
+    still = {"noise_std": 0.0, "speed_range": (1, 1), "rotate_deg": 0.0, "scale_range": (1, 1)}
+    plain = landmarks.build(config(small_root, parts=["left_hand", "right_hand"], augment=False))
+    aug = landmarks.build(
+        config(small_root, parts=["left_hand", "right_hand"], mirror=True, **still)
+    )
+    x0 = plain.train[0]["x"]
+    flipped = x0.copy()
+    flipped[:, :42], flipped[:, 42:84] = x0[:, 42:84], x0[:, :42]  # swap the hands
+    flipped[:, 0:84:2] *= -1  # x about the (normalised) centre
+    seen = set()
+    for epoch in range(12):
+        x = aug.train[(0, epoch)]["x"]
+        same, mirrored = np.allclose(x, x0, atol=1e-6), np.allclose(x, flipped, atol=1e-6)
+        assert same != mirrored
+        seen.add(mirrored)
+    assert seen == {True, False}
+    no_mirror = landmarks.build(config(small_root, parts=["left_hand", "right_hand"], **still))
+    assert all(np.allclose(no_mirror.train[(0, e)]["x"], x0, atol=1e-6) for e in range(6))
+
+
+def test_augmentation_is_keyed_by_seed_epoch_and_index(small_root: Path) -> None:
+    cfg = config(small_root, mirror=True, seed=3)
+    a, b = landmarks.build(cfg), landmarks.build(cfg)
+    np.testing.assert_array_equal(a.train[(1, 4)]["x"], b.train[(1, 4)]["x"])
+    x = a.train[(1, 4)]["x"]
+    assert x.shape != a.train[(1, 5)]["x"].shape or not np.allclose(x, a.train[(1, 5)]["x"])
+    plain = landmarks.build(config(small_root, augment=False)).train[1]["x"]
+    assert x.shape != plain.shape or not np.allclose(x, plain)
+    other = landmarks.build(config(small_root, mirror=True, seed=4)).train[(1, 4)]["x"]
+    assert x.shape != other.shape or not np.allclose(x, other)
+    np.testing.assert_array_equal(a.val[0]["x"], a.val[0]["x"])  # eval never augments
+    np.testing.assert_array_equal(
+        a.val[0]["x"], landmarks.build(config(small_root, augment=False)).val[0]["x"]
+    )
+
+
+def test_speed_augmentation_changes_length(small_root: Path) -> None:
+    bundle = landmarks.build(config(small_root, speed_range=(0.5, 0.5)))
+    assert bundle.train[(1, 0)]["x"].shape[0] == 14  # 7 frames played at half speed
+    fast = landmarks.build(config(small_root, speed_range=(2.0, 2.0)))
+    assert fast.train[(1, 0)]["x"].shape[0] == 4  # round(7 / 2)
+
+
+def test_collate_pads_a_batch(small_root: Path) -> None:
+    bundle = landmarks.build(config(small_root))
+    batch = bundle.collate_fn([bundle.train[(0, 0)], bundle.train[(1, 0)]])
+    assert batch["x"].shape[0] == 2 and batch["x"].shape[2] == bundle.input_dim
+    assert batch["mask"].sum().item() == sum(len(bundle.train[(i, 0)]["x"]) for i in range(2))
+
+
+def test_items_are_read_lazily(tmp_path: Path, small_root: Path) -> None:
+    """Items read lazily: moving a file away after the build only affects that item."""
+    moved = tmp_path / "moved.npz"
+    bundle = landmarks.build(config(small_root, augment=False))
+    shutil.move(small_root / "landmarks" / "s0.npz", moved)
+    assert bundle.train[0]["x"].shape == (1, bundle.input_dim)
+    assert bundle.train[1]["x"].shape[0] == 7

@@ -28,8 +28,6 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -50,6 +48,8 @@ from sklearn.metrics import (
     roc_auc_score,
     top_k_accuracy_score,
 )
+
+from engine.runs import atomic_write_bytes, atomic_write_json
 
 REPORT_FILE = "report.json"
 PREDICTIONS_FILE = "predictions.npz"
@@ -385,24 +385,6 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``path``, fsync, then ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _csv_bytes(columns: list[str], rows: Iterable[dict[str, Any]]) -> bytes:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -470,18 +452,18 @@ def write_eval(
 
     npz = io.BytesIO()
     np.savez_compressed(npz, **arrays)
-    _atomic_write_bytes(eval_dir / PREDICTIONS_FILE, npz.getvalue())
-    _atomic_write_bytes(
+    atomic_write_bytes(eval_dir / PREDICTIONS_FILE, npz.getvalue())
+    atomic_write_bytes(
         eval_dir / PER_CLASS_FILE, _csv_bytes(["split", *PER_CLASS_COLUMNS], per_class_rows)
     )
-    _atomic_write_bytes(
+    atomic_write_bytes(
         eval_dir / CONFUSION_FILE, _csv_bytes(["split", *CONFUSION_COLUMNS], confusion_rows)
     )
-    _atomic_write_bytes(
+    atomic_write_bytes(
         eval_dir / THRESHOLDS_FILE, _csv_bytes(["split", *SWEEP_COLUMNS], sweep_rows)
     )
     text = json.dumps(report, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
-    _atomic_write_bytes(eval_dir / REPORT_FILE, text.encode())
+    atomic_write_bytes(eval_dir / REPORT_FILE, text.encode())
     return report
 
 
@@ -551,3 +533,19 @@ def read_per_class(
         if row["support"] or include_absent:
             rows.append(row)
     return rows
+
+
+def write_threshold(run_dir: Path, value: float, rule: str) -> dict[str, Any]:
+    """Write ``threshold.json``: the picked value and its figures on val and test (the CLI's
+    ``slr thresholds --pick`` and the TUI's threshold screen write the same file)."""
+    import time
+
+    out: dict[str, Any] = {"threshold": round(float(value), 6), "rule": rule, "picked_at": time.time()}
+    for split in ("val", "test"):
+        try:
+            _, y, p, _ = load_predictions(Path(run_dir) / "eval", split)
+        except (OSError, KeyError, ValueError):
+            continue
+        out[split] = _clean(pick_threshold(y, p, value))
+    atomic_write_json(Path(run_dir) / "threshold.json", out)
+    return out

@@ -460,7 +460,7 @@ def thresholds(
             if not 0.0 <= value <= 1.0:
                 raise fail(f"--pick {value}: a threshold must be in [0, 1]")
             rule = "manual"
-        picked = write_threshold(r, value, rule)
+        picked = evaluate.write_threshold(r.path, value, rule)
     title = f"{r.id}: {split} threshold sweep ({task}" + (
         ", by max probability)" if task != "binary" else ", positive = class 1)"
     )
@@ -474,21 +474,6 @@ def thresholds(
         )
         console.print(f"[green]threshold {picked['threshold']:.2f}[/] ({picked['rule']})  {figs}")
         console.print(f"wrote {r.path / runs.THRESHOLD_JSON}")
-
-
-def write_threshold(r: runs.RunInfo, value: float, rule: str) -> dict[str, Any]:
-    """threshold.json: the value and its figures on val and test (the TUI writes the same)."""
-    from engine import evaluate
-
-    out: dict[str, Any] = {"threshold": round(value, 6), "rule": rule, "picked_at": time.time()}
-    for s in ("val", "test"):
-        try:
-            _, y, p, _ = evaluate.load_predictions(r.path / runs.EVAL_DIR, s)
-        except (OSError, KeyError, ValueError):
-            continue
-        out[s] = evaluate.pick_threshold(y, p, value)
-    runs.atomic_write_json(r.path / runs.THRESHOLD_JSON, out)
-    return out
 
 
 def main() -> None:

@@ -428,6 +428,17 @@ class Trainer:
             flag = bool(self.accelerator.reduce(t, reduction="sum").item() > 0)
         return flag
 
+    def _frozen_parameters(self) -> list[nn.Parameter]:
+        """Backbone parameters to keep fixed this epoch (model.freeze_backbone_epochs)."""
+        if self.epoch >= self.cfg.model.freeze_backbone_epochs:
+            return []
+        net = self.accelerator.unwrap_model(self.model)
+        if not hasattr(net, "backbone_parameters"):
+            return []
+        if self.step_in_epoch == 0:
+            log.info("epoch %d: backbone frozen", self.epoch + 1)
+        return list(net.backbone_parameters())
+
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
@@ -437,12 +448,16 @@ class Trainer:
         self.model.train()
         self.train_sampler.set_epoch(self.epoch, skip=self.step_in_epoch * self.cfg.data.batch_size)
         win_loss, win_n, win_t0 = 0.0, 0, time.perf_counter()
+        frozen = self._frozen_parameters()
         for batch in self.train_loader:
             batch = _to_device(batch, acc.device)
             with acc.autocast():
                 logits = self.model(batch)
             loss = self.criterion(logits.float(), batch["label"])
             acc.backward(loss)
+            if frozen:  # the backbone stays fixed: AdamW skips parameters without gradients
+                for p in frozen:
+                    p.grad = None
             if t.grad_clip:
                 acc.clip_grad_norm_(self.model.parameters(), t.grad_clip)
             self.optimizer.step()

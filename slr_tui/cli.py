@@ -285,6 +285,159 @@ def run(
         raise typer.Exit(code or 1)
 
 
+@app.command()
+def sweep(
+    preset: Annotated[str | None, typer.Option("--preset", "-p", help="Preset name.")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Config file (YAML/JSON).")
+    ] = None,
+    grid: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--grid", "-g", help="section.key=v1,v2,... (repeatable; every combination runs)."
+        ),
+    ] = None,
+    sets: Annotated[
+        list[str] | None, typer.Option("--set", "-s", help="Override for every run (repeatable).")
+    ] = None,
+    data_root: Annotated[
+        Path | None, typer.Option("--data-root", help="Dataset root (sets data.root).")
+    ] = None,
+    runs_dir: RunsDirOpt = None,
+    device: Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda.")] = None,
+    parallel: Annotated[
+        int,
+        typer.Option(
+            "--parallel", min=1, help="Runs at a time (one per GPU when there are several)."
+        ),
+    ] = 1,
+) -> None:
+    """Grid search: each combination of --grid values is its own run, tagged with the sweep id;
+    prints a ranked table at the end. Exits non-zero if any run fails."""
+    from rich.live import Live
+    from rich.table import Table
+
+    from slr_tui import sweep as sw
+
+    if not preset and not config:
+        raise fail("give --preset NAME or --config FILE")
+    extra: dict[str, Any] = {}
+    if data_root is not None:
+        extra.setdefault("data", {})["root"] = str(data_root)
+    if device is not None:
+        extra.setdefault("training", {})["device"] = device
+    root = runs.runs_dir(runs_dir)
+    try:
+        plan = sw.plan(preset, config, sets or [], grid or [], extra, root)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    console.print(
+        f"sweep [bold]{plan.id}[/]: {len(plan.members)} runs, {parallel} at a time", highlight=False
+    )
+
+    def live_table(s: sw.Sweep) -> Table:
+        t = Table(header_style="bold")
+        for col in ("#", "params", "run", "status", "epoch", "best"):
+            t.add_column(col)
+        for i, m in enumerate(s.members, 1):
+            info = runs.load_run(m.run_dir) if m.run_dir else None
+            t.add_row(
+                str(i),
+                "  ".join(m.sets),
+                info.id if info else "-",
+                tables.status_text(info.status) if info else "pending",
+                f"{info.epoch}/{info.max_epochs}" if info else "-",
+                tables.fmt(info.best_metric) if info else "-",
+            )
+        return t
+
+    try:
+        with Live(live_table(plan), console=console, refresh_per_second=2) as live:
+            sw.execute(plan, parallel=parallel, on_update=lambda s: live.update(live_table(s)))
+    except KeyboardInterrupt:
+        sw.stop_all(plan)
+        raise fail(
+            f"sweep {plan.id} interrupted: running members were asked to stop", 130
+        ) from None
+    ranked = sw.ranked(plan)
+    t = Table(
+        title=f"sweep {plan.id}: ranked by best {ranked[0].meta.get('monitor', 'val_acc') if ranked else 'val_acc'}",
+        header_style="bold",
+    )
+    for col in ("rank", "run", "params", "status", "best", "test acc"):
+        t.add_column(col)
+    for i, r in enumerate(ranked, 1):
+        params = "  ".join(f"{k}={v}" for k, v in (r.meta.get("sweep_params") or {}).items())
+        test_acc = ((r.meta.get("results") or {}).get("test") or {}).get("accuracy")
+        t.add_row(
+            str(i),
+            r.id,
+            params,
+            tables.status_text(r.status),
+            tables.fmt(r.best_metric),
+            tables.fmt(test_acc),
+        )
+    console.print(t)
+    console.print(f"compare them: slr compare {' '.join(r.id for r in ranked)}")
+    if any(r.raw_status != "finished" for r in ranked):
+        raise typer.Exit(1)
+
+
+data_app = typer.Typer(help="Look at a dataset before training on it.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("check")
+def data_check(
+    preset: Annotated[str | None, typer.Option("--preset", "-p", help="Preset name.")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Config file (YAML/JSON).")
+    ] = None,
+    data_root: Annotated[
+        Path | None, typer.Option("--data-root", help="Dataset root (sets data.root).")
+    ] = None,
+    sets: Annotated[
+        list[str] | None, typer.Option("--set", "-s", help="Override section.key=value.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Per split: instances listed, videos present, missing, unreadable; classes, videos per
+    class (min/mean/max), imbalance ratio, classes with no training video."""
+    from engine.data import check_data
+    from engine.errors import DataError
+
+    if not preset and not config:
+        raise fail("give --preset NAME or --config FILE")
+    extra: dict[str, Any] = {}
+    if data_root is not None:
+        extra["data"] = {"root": str(data_root)}
+    try:
+        cfg = cfgmod.resolve(preset=preset, config_file=config, sets=sets, extra=extra)
+        launch.check_available(cfg)
+        if as_json:
+            report = check_data(cfg)
+        else:
+            with Progress(
+                TextColumn("probing videos"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err_console,
+                transient=True,
+            ) as progress:
+                task = progress.add_task("probe", total=None)
+                report = check_data(
+                    cfg,
+                    progress=lambda done, total: progress.update(task, completed=done, total=total),
+                )
+    except (ConfigError, DataError) as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, default=str))
+        return
+    console.print(tables.data_check_tables(report))
+
+
 # --------------------------------------------------------------------------- reading runs
 
 

@@ -72,14 +72,19 @@ def engine_command(
 
 
 def spawn(
-    run_dir: Path, *, resume: bool = False, init_checkpoint: str | None = None, procs: int = 1
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    init_checkpoint: str | None = None,
+    procs: int = 1,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen:
     """Start the engine in its own session and process group, output to log.txt, so it
     survives the viewer closing or the SSH connection dropping."""
     cmd = engine_command(run_dir, resume=resume, init_checkpoint=init_checkpoint, procs=procs)
     logf = open(run_dir / runs.LOG, "ab")  # noqa: SIM115 - handed to the child
     try:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(env if env is not None else os.environ, PYTHONUNBUFFERED="1")
         proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,

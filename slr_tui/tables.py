@@ -249,3 +249,33 @@ def config_diff_table(items: list[runs.RunInfo]) -> Table:
     for key, vals in config_diff(items):
         t.add_row(key, *(fmt(v) for v in vals))
     return t
+
+
+def data_check_tables(report: dict[str, Any]):
+    """`slr data check`: counts per split, then the class statistics."""
+    from rich.console import Group
+
+    t = Table(
+        title=f"{report.get('source', 'data')}: {report.get('root', '')}".rstrip(": "),
+        header_style="bold",
+    )
+    for col in ("split", "listed", "present", "missing", "unreadable"):
+        t.add_column(col, justify="left" if col == "split" else "right")
+    for split in ("train", "val", "test"):
+        row = report.get(split) or {}
+        t.add_row(split, *(fmt(row.get(k)) for k in ("listed", "present", "missing", "unreadable")))
+    c = report.get("classes") or {}
+    lines = [f"classes: {report.get('num_classes')}"]
+    if c:
+        lines.append(
+            f"training videos per class: min {fmt(c.get('per_class_min'))}, "
+            f"mean {fmt(c.get('per_class_mean'), 1)}, max {fmt(c.get('per_class_max'))}; "
+            f"imbalance ratio (max/min) {fmt(c.get('imbalance_ratio'), 1)}:1"
+        )
+        missing = c.get("without_train") or []
+        if missing:
+            shown = ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else "")
+            lines.append(f"[yellow]classes with no training video ({len(missing)}): {shown}[/]")
+        else:
+            lines.append("every class has training videos")
+    return Group(t, *lines)

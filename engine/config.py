@@ -81,6 +81,40 @@ class DataConfig(_Section):
     scale_range: tuple[float, float] = Field((0.9, 1.1), description="Augment: scale range.")
     mirror: bool = Field(False, description="Augment: mirror x and swap hands (off: handedness).")
     seed: int = Field(0, description="Seed for splits and augmentation.")
+    metadata: str | None = Field(
+        None,
+        description="WLASL: metadata JSON (a name in data.root or a path); video_folder: a CSV "
+        "manifest (path,label,split). Default: found in data.root.",
+    )
+    crop_bbox: bool = Field(False, description="WLASL: crop each video to its signer bbox.")
+    short_side: int | None = Field(
+        None,
+        ge=8,
+        description="Video: frames are resized to this short side before cropping "
+        "(default: image_size * 256/224).",
+    )
+    crop_scale: tuple[float, float] = Field(
+        (0.5, 1.0), description="Video training: random resized crop area (share of the frame)."
+    )
+    temporal_scale: tuple[float, float] = Field(
+        (0.8, 1.0),
+        description="Video training: share of the segment a clip spans (random offset, jitter).",
+    )
+    hflip: bool = Field(False, description="Video training: random horizontal flip (off: handedness).")
+    mean: tuple[float, float, float] = Field(
+        (0.485, 0.456, 0.406), description="Video: per-channel normalisation mean (RGB, 0..1)."
+    )
+    std: tuple[float, float, float] = Field(
+        (0.229, 0.224, 0.225), description="Video: per-channel normalisation std (RGB, 0..1)."
+    )
+    frame_cache: str | None = Field(
+        None,
+        description="Video: folder for a one-time cache of decoded, resized frames "
+        "('auto': under $SLR_CACHE_DIR; null: decode every time).",
+    )
+    frame_cache_format: Literal["npy", "jpeg"] = Field(
+        "npy", description="Video frame cache: raw uint8 (fastest, large) or JPEG (~10x smaller)."
+    )
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
 
 

@@ -100,7 +100,9 @@ class DataConfig(_Section):
         (0.8, 1.0),
         description="Video training: share of the segment a clip spans (random offset, jitter).",
     )
-    hflip: bool = Field(False, description="Video training: random horizontal flip (off: handedness).")
+    hflip: bool = Field(
+        False, description="Video training: random horizontal flip (off: handedness)."
+    )
     mean: tuple[float, float, float] = Field(
         (0.485, 0.456, 0.406), description="Video: per-channel normalisation mean (RGB, 0..1)."
     )
@@ -115,12 +117,47 @@ class DataConfig(_Section):
     frame_cache_format: Literal["npy", "jpeg"] = Field(
         "npy", description="Video frame cache: raw uint8 (fastest, large) or JPEG (~10x smaller)."
     )
+    label_column: str = Field(
+        "label", description="sequences_csv: the column holding each frame's class label."
+    )
+    feature_columns: list[str] | None = Field(
+        None,
+        description="sequences_csv: feature columns (null: every numeric column but the label).",
+    )
+    window_size: int | None = Field(
+        30,
+        ge=1,
+        description="sequences_csv: frames per sliding window (null: each recording is one sample).",
+    )
+    stride: int = Field(15, ge=1, description="sequences_csv: frames between window starts.")
+    split_val_fraction: float = Field(
+        0.15,
+        gt=0,
+        lt=1,
+        description="sequences_csv, features: validation share when the data fixes no splits.",
+    )
+    split_test_fraction: float = Field(
+        0.15,
+        ge=0,
+        lt=1,
+        description="sequences_csv, features: test share when the data fixes no splits (0: no test).",
+    )
+    standardize: bool = Field(
+        True,
+        description="sequences_csv, features: z-score each feature with training-split mean/std.",
+    )
+    positive_label: str | bool | int | None = Field(
+        None,
+        description="Binary sequences_csv/features: the label given class index 1 (null: detect "
+        "1/true/error-like labels, else sorted order).",
+    )
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
 
 
 class ModelConfig(_Section):
     name: str = Field(
-        "bigru", description="Model family: lstm, bilstm, gru, bigru, transformer, mlp, videomae."
+        "bigru",
+        description="Model family: lstm, bilstm, gru, bigru, transformer, mlp, ctc, videomae.",
     )
     hidden_size: int = Field(128, ge=1)
     num_layers: int = Field(2, ge=1)
@@ -128,9 +165,18 @@ class ModelConfig(_Section):
     num_heads: int = Field(4, ge=1, description="Transformer: attention heads.")
     ff_size: int | None = Field(None, ge=1, description="Transformer: feed-forward width.")
     pooling: Literal["mean", "last", "max"] = Field("mean", description="Sequence pooling.")
+    hidden_sizes: list[int] = Field(
+        default_factory=lambda: [128, 64],
+        description="lstm_stack: widths of the stacked LSTM layers.",
+    )
+    dense_size: int = Field(32, ge=1, description="lstm_stack: width of the dense layer.")
+    dense_dropout: float = Field(0.2, ge=0, lt=1, description="lstm_stack: dense dropout.")
     pretrained: str | None = Field(None, description="Hub id or local directory of weights.")
     config_overrides: dict[str, Any] = Field(
         default_factory=dict, description="Fields changed in the model's own config."
+    )
+    blank_penalty: float = Field(
+        0.0, ge=0, description="CTC: subtracted from the blank logit while training."
     )
     freeze_backbone_epochs: int = Field(0, ge=0)
     gradient_checkpointing: bool = False
@@ -175,6 +221,12 @@ class TrainingConfig(_Section):
     threshold_step: float = Field(0.05, gt=0, le=1)
     telemetry_interval_s: float = Field(5.0, gt=0)
     eval_test: bool = Field(True, description="Evaluate best.pt on test at the end.")
+    default_threshold: float = Field(
+        0.5, ge=0, le=1, description="Binary: the uncalibrated decision threshold."
+    )
+    threshold_rule: Literal["best_f1", "best_accuracy", "default"] = Field(
+        "best_f1", description="Binary: how the threshold is calibrated on val."
+    )
 
     @model_validator(mode="after")
     def _threshold_range(self) -> TrainingConfig:

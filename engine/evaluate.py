@@ -540,7 +540,11 @@ def write_threshold(run_dir: Path, value: float, rule: str) -> dict[str, Any]:
     ``slr thresholds --pick`` and the TUI's threshold screen write the same file)."""
     import time
 
-    out: dict[str, Any] = {"threshold": round(float(value), 6), "rule": rule, "picked_at": time.time()}
+    out: dict[str, Any] = {
+        "threshold": round(float(value), 6),
+        "rule": rule,
+        "picked_at": time.time(),
+    }
     for split in ("val", "test"):
         try:
             _, y, p, _ = load_predictions(Path(run_dir) / "eval", split)
@@ -548,4 +552,35 @@ def write_threshold(run_dir: Path, value: float, rule: str) -> dict[str, Any]:
             continue
         out[split] = _clean(pick_threshold(y, p, value))
     atomic_write_json(Path(run_dir) / "threshold.json", out)
+    return out
+
+
+def calibrate(
+    splits: dict[str, dict[str, Any]],
+    rule: str = "best_f1",
+    default: float = 0.5,
+    step: float = 0.01,
+) -> dict[str, Any] | None:
+    """Binary tasks: choose the decision threshold on val by ``rule`` (best_f1,
+    best_accuracy, or default) and report the default-threshold and the calibrated figures
+    side by side on every split. None for multi-class tasks or without val."""
+    val = splits.get("val")
+    if val is None or np.asarray(val["probs"]).shape[1] != 2:
+        return None
+    y, p = np.asarray(val["y_true"]), np.asarray(val["probs"])
+    if rule == "default":
+        chosen = float(default)
+    else:
+        metric = {"best_f1": "f1", "best_accuracy": "accuracy"}[rule]
+        best = best_threshold(
+            threshold_sweep(y, p, default_thresholds(step, 1 - step, step)), metric
+        )
+        chosen = float(best["threshold"]) if best else float(default)
+    out: dict[str, Any] = {"rule": rule, "default_threshold": float(default), "threshold": chosen}
+    for name, s in splits.items():
+        ys, ps = np.asarray(s["y_true"]), np.asarray(s["probs"])
+        out[name] = {
+            "default": _clean(pick_threshold(ys, ps, default)),
+            "calibrated": _clean(pick_threshold(ys, ps, chosen)),
+        }
     return out

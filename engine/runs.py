@@ -28,6 +28,7 @@ SYSTEM = "system.jsonl"
 LOG = "log.txt"
 EVAL_DIR = "eval"
 THRESHOLD_JSON = "threshold.json"
+DATA_JSON = "data.json"
 ACTIVE = ("running", "starting")
 STATUSES = ("starting", "running", "finished", "failed", "stopped", "lost")
 
@@ -92,8 +93,25 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         raise
 
 
+def to_jsonable(obj: Any) -> Any:
+    """Strict-JSON view: numpy arrays and scalars become lists and numbers, NaN and
+    infinities become null (readers never meet a bare NaN)."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, float) and (obj != obj or obj in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
 def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_bytes(path, json.dumps(obj, indent=2, default=str, allow_nan=False).encode())
+    data = json.dumps(to_jsonable(obj), indent=2, default=str, allow_nan=False)
+    atomic_write_bytes(path, data.encode())
 
 
 def append_jsonl(path: str | Path, obj: dict[str, Any]) -> None:

@@ -179,42 +179,61 @@ def _plain(v: Any) -> Any:
 # --------------------------------------------------------------------------- evaluation
 
 
+def class_probs(net: nn.Module, out: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
+    """(B, C) class probabilities from a model's output: softmax of logits, or the model's
+    own ``class_scores`` (CTC models return per-frame logits)."""
+    if hasattr(net, "class_scores"):
+        return net.class_scores(out, batch)
+    return torch.softmax(out.float(), dim=-1)
+
+
 @torch.no_grad()
 def predict(
     model: nn.Module,
     loader: DataLoader,
     accelerator,
     n_total: int,
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Probabilities (N, C) and labels (N,) in dataset order, gathered across processes."""
+) -> tuple[np.ndarray, np.ndarray, list[str], dict[str, float]]:
+    """Probabilities (N, C) and labels (N,) in dataset order, gathered across processes,
+    plus summed ``frame_stats`` for models that report them."""
     model.eval()
-    idx_parts, logit_parts = [], []
+    net = accelerator.unwrap_model(model)
+    idx_parts, prob_parts = [], []
+    stats: dict[str, float] = {}
     for batch in loader:
         batch = _to_device(batch, accelerator.device)
         with accelerator.autocast():
-            logits = model(batch)
+            out = model(batch)
         idx_parts.append(batch["index"])
-        logit_parts.append(logits.float())
+        prob_parts.append(class_probs(net, out, batch).float())
+        if hasattr(net, "frame_stats"):
+            for k, v in net.frame_stats(out, batch).items():
+                stats[k] = stats.get(k, 0.0) + v
     dev = accelerator.device
     idx = torch.cat(idx_parts) if idx_parts else torch.zeros(0, dtype=torch.long, device=dev)
-    logits = torch.cat(logit_parts) if logit_parts else torch.zeros(0, 1, device=dev)
+    probs = torch.cat(prob_parts) if prob_parts else torch.zeros(0, 1, device=dev)
     if accelerator.num_processes > 1:
         idx = accelerator.pad_across_processes(idx, dim=0, pad_index=-1)
-        logits = accelerator.pad_across_processes(logits, dim=0)
-        idx, logits = accelerator.gather(idx), accelerator.gather(logits)
-    idx, logits = idx.cpu().numpy(), logits.cpu()
+        probs = accelerator.pad_across_processes(probs, dim=0)
+        idx, probs = accelerator.gather(idx), accelerator.gather(probs)
+        if stats:
+            keys = sorted(stats)
+            summed = accelerator.reduce(
+                torch.tensor([stats[k] for k in keys], dtype=torch.float64, device=dev), "sum"
+            )
+            stats = dict(zip(keys, summed.tolist(), strict=True))
+    idx, probs = idx.cpu().numpy(), probs.cpu()
     keep = idx >= 0
-    idx, logits = idx[keep], logits[torch.from_numpy(keep)]
+    idx, probs = idx[keep], probs[torch.from_numpy(keep)]
     order = np.argsort(idx, kind="stable")
-    idx, logits = idx[order], logits[torch.from_numpy(order)]
+    idx, probs = idx[order], probs[torch.from_numpy(order)]
     _, first = np.unique(idx, return_index=True)
-    idx, logits = idx[first], logits[torch.from_numpy(first)]
+    idx, probs = idx[first], probs[torch.from_numpy(first)]
     if len(idx) != n_total:
         raise RuntimeError(f"evaluation gathered {len(idx)} of {n_total} samples")
-    probs = torch.softmax(logits, dim=-1).numpy().astype(np.float64)
     labels = loader.dataset.labels[idx]
     ids = [loader.dataset.ids[i] for i in idx]
-    return probs, labels, ids
+    return probs.numpy().astype(np.float64), labels, ids, stats
 
 
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -311,9 +330,10 @@ class Trainer:
             max_epochs=t.max_epochs,
             mode=self.mode,
         )
-        weight = b.class_weights().to(acc.device) if t.class_weighted else None
-        self.criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=t.label_smoothing)
-        self.eval_criterion = nn.CrossEntropyLoss()
+        self.class_weight = b.class_weights().to(acc.device) if t.class_weighted else None
+        self.criterion = nn.CrossEntropyLoss(
+            weight=self.class_weight, label_smoothing=t.label_smoothing
+        )
 
         # progress state (restored by resume)
         self.epoch = 0  # completed epochs
@@ -449,11 +469,16 @@ class Trainer:
         self.train_sampler.set_epoch(self.epoch, skip=self.step_in_epoch * self.cfg.data.batch_size)
         win_loss, win_n, win_t0 = 0.0, 0, time.perf_counter()
         frozen = self._frozen_parameters()
+        net = acc.unwrap_model(self.model)
+        custom_loss = hasattr(net, "compute_loss")
         for batch in self.train_loader:
             batch = _to_device(batch, acc.device)
             with acc.autocast():
-                logits = self.model(batch)
-            loss = self.criterion(logits.float(), batch["label"])
+                out = self.model(batch)
+            if custom_loss:
+                loss = net.compute_loss(out, batch, self.class_weight)
+            else:
+                loss = self.criterion(out.float(), batch["label"])
             acc.backward(loss)
             if frozen:  # the backbone stays fixed: AdamW skips parameters without gradients
                 for p in frozen:
@@ -468,7 +493,9 @@ class Trainer:
             lv = float(loss.detach())
             self.epoch_acc["loss_sum"] += lv * n
             self.epoch_acc["seen"] += n
-            self.epoch_acc["correct"] += int((logits.argmax(-1) == batch["label"]).sum())
+            with torch.no_grad():
+                pred = class_probs(net, out.detach(), batch).argmax(-1)
+            self.epoch_acc["correct"] += int((pred == batch["label"]).sum())
             win_loss, win_n = win_loss + lv * n, win_n + n
             self.step_in_epoch += 1
             self.global_step += 1
@@ -496,8 +523,12 @@ class Trainer:
     def evaluate_split(
         self, loader: DataLoader
     ) -> tuple[dict[str, Any], np.ndarray, np.ndarray, list[str]]:
-        probs, labels, ids = predict(self.model, loader, self.accelerator, len(loader.dataset))
+        probs, labels, ids, stats = predict(
+            self.model, loader, self.accelerator, len(loader.dataset)
+        )
         summary = evaluate.summarize(labels, probs, self.bundle.class_names)
+        if stats.get("frames"):
+            summary["blank_share"] = stats["blank_frames"] / stats["frames"]
         return summary, probs, labels, ids
 
     def _reduced(self, ea: dict[str, float]) -> dict[str, float]:
@@ -543,9 +574,23 @@ class Trainer:
             monitor_mode=self.mode,
             num_classes=self.bundle.num_classes,
             num_params=self.num_params,
-            data_info=self.bundle.info,
+            data_info={
+                k: v
+                for k, v in self.bundle.info.items()
+                if k in ("root", "per_split", "missing", "unreadable")
+            },
             dataset=self.rec.meta.get("dataset") or cfg.dataset_label(),
         )
+        if self.is_main:  # the label encoder and feature settings, for `slr predict`
+            runs.atomic_write_json(
+                self.run_dir / runs.DATA_JSON,
+                {
+                    "source": cfg.data.source,
+                    "class_names": self.bundle.class_names,
+                    "input_dim": self.bundle.input_dim,
+                    "info": self.bundle.info,
+                },
+            )
         log.info(
             "training %s (%d parameters) on %s x%d, precision %s, %d steps/epoch",
             cfg.model.name,
@@ -596,6 +641,8 @@ class Trainer:
                 * acc.num_processes
                 / max(epoch_time, 1e-9),
             }
+            if "blank_share" in val:
+                row["val_blank_share"] = val["blank_share"]
             if acc.num_processes > 1:
                 row["sync_max_diff"] = self._sync_check()
             value = row.get(t.monitor)
@@ -683,14 +730,27 @@ class Trainer:
         if not self.is_main:
             return None
         t = self.cfg.training
-        report = evaluate.write_eval(
+        meta: dict[str, Any] = {
+            "checkpoint": "best.pt",
+            "best_epoch": self.best_epoch,
+            "monitor": t.monitor,
+        }
+        calibration = evaluate.calibrate(splits, t.threshold_rule, t.default_threshold)
+        if calibration is not None:
+            meta["calibration"] = calibration
+            log.info(
+                "threshold calibrated on val (%s): %.2f (default %.2f)",
+                t.threshold_rule,
+                calibration["threshold"],
+                t.default_threshold,
+            )
+        return evaluate.write_eval(
             self.run_dir / runs.EVAL_DIR,
             splits,
             self.bundle.class_names,
             evaluate.default_thresholds(t.threshold_start, t.threshold_stop, t.threshold_step),
-            meta={"checkpoint": "best.pt", "best_epoch": self.best_epoch, "monitor": t.monitor},
+            meta=meta,
         )
-        return report
 
 
 def run_training(

@@ -64,20 +64,17 @@ def presets_list(ctx: typer.Context) -> None:
         return
     from rich.table import Table
 
-    t = Table(header_style="bold")
-    for col in ("preset", "data", "model", "batch", "epochs", "lr", "description"):
-        t.add_column(col, no_wrap=col != "description", overflow="fold")
+    t = Table(header_style="bold", show_lines=True)
+    t.add_column("preset", no_wrap=True, style="bold")
+    t.add_column("data, model, key hyperparameters / description")
     for p in cfgmod.presets():
         t.add_row(
             p.name,
-            p.dataset_label(),
-            p.model.name,
-            str(p.data.batch_size),
-            str(p.training.max_epochs),
-            f"{p.optim.lr:g}",
-            p.description,
+            f"{p.dataset_label()} · {p.model.name} · batch {p.data.batch_size} · "
+            f"{p.training.max_epochs} epochs · lr {p.optim.lr:g}\n[dim]{p.description}[/]",
         )
     console.print(t)
+    console.print("show one: slr presets show NAME")
 
 
 @presets_app.command("show")

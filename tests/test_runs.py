@@ -41,8 +41,13 @@ def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
 def test_atomic_write_failure_keeps_old_file(tmp_path):
     p = tmp_path / "run.json"
     runs.atomic_write_json(p, {"ok": True})
-    with pytest.raises(ValueError):
-        runs.atomic_write_json(p, {"bad": float("nan")})  # strict JSON refuses NaN
+
+    class Unprintable:
+        def __str__(self):
+            raise RuntimeError("cannot serialise")
+
+    with pytest.raises(RuntimeError):
+        runs.atomic_write_json(p, {"bad": Unprintable()})
     assert runs.read_json(p) == {"ok": True}
     assert [x.name for x in tmp_path.iterdir()] == ["run.json"]
 
@@ -128,3 +133,14 @@ def test_iter_epochs_keeps_last_row_per_epoch():
         {"kind": "epoch", "epoch": 2, "v": 3},
     ]
     assert [r["v"] for r in runs.iter_epochs(rows)] == [1, 3]
+
+
+def test_json_is_strict_nan_becomes_null(tmp_path):
+    import numpy as np
+
+    p = tmp_path / "x.json"
+    runs.atomic_write_json(
+        p, {"a": float("nan"), "b": np.float32(1.5), "c": np.arange(3), "d": [float("inf")]}
+    )
+    assert "NaN" not in p.read_text()
+    assert runs.read_json(p) == {"a": None, "b": 1.5, "c": [0, 1, 2], "d": [None]}

@@ -22,9 +22,11 @@ REGISTRY: dict[str, str] = {
     "bilstm": "engine.models.recurrent",
     "gru": "engine.models.recurrent",
     "bigru": "engine.models.recurrent",
+    "lstm_stack": "engine.models.recurrent",
     "transformer": "engine.models.transformer",
     "mlp": "engine.models.mlp",
     "videomae": "engine.models.videomae",
+    "ctc": "engine.models.ctc",
 }
 
 

@@ -48,9 +48,57 @@ class RecurrentClassifier(nn.Module):
         return self.head(masked_pool(out, mask, self.pooling))
 
 
+class StackedLSTM(nn.Module):
+    """LSTM -> LSTM -> dense -> classes (the activity-LSTM guide: 128 -> 64 -> 32), each
+    LSTM followed by dropout; the last LSTM's output at the last real frame feeds the dense
+    layer."""
+
+    def __init__(
+        self,
+        input_dim: int,
+        num_classes: int,
+        *,
+        hidden_sizes: list[int],
+        dense_size: int = 32,
+        dropout: float = 0.3,
+        dense_dropout: float = 0.2,
+    ):
+        super().__init__()
+        dims = [input_dim, *hidden_sizes]
+        self.rnns = nn.ModuleList(
+            nn.LSTM(a, b, batch_first=True) for a, b in zip(dims[:-1], dims[1:], strict=True)
+        )
+        self.drop = nn.Dropout(dropout)
+        self.dense = nn.Sequential(
+            nn.Linear(dims[-1], dense_size), nn.ReLU(), nn.Dropout(dense_dropout)
+        )
+        self.out = nn.Linear(dense_size, num_classes)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        x = batch["x"]
+        mask = batch_mask(batch)
+        lengths = mask.long().sum(1).clamp_min(1).cpu()
+        h = x
+        for rnn in self.rnns:
+            packed = pack_padded_sequence(h, lengths, batch_first=True, enforce_sorted=False)
+            out, _ = rnn(packed)
+            h, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+            h = self.drop(h)
+        return self.out(self.dense(masked_pool(h, mask, "last")))
+
+
 def build(cfg, bundle) -> nn.Module:
     name = cfg.model.name.lower()
     m = cfg.model
+    if name == "lstm_stack":
+        return StackedLSTM(
+            require_input_dim(bundle, name),
+            bundle.num_classes,
+            hidden_sizes=m.hidden_sizes,
+            dense_size=m.dense_size,
+            dropout=m.dropout,
+            dense_dropout=m.dense_dropout,
+        )
     return RecurrentClassifier(
         require_input_dim(bundle, name),
         bundle.num_classes,

@@ -435,6 +435,46 @@ def data_check(
     console.print(tables.data_check_tables(report))
 
 
+@app.command()
+def predict(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="A finished sequences_csv run.")],
+    files: Annotated[
+        list[Path], typer.Argument(metavar="FILE.csv...", help="Recordings to classify.")
+    ],
+    runs_dir: RunsDirOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Classify new recordings (CSV, one row per frame) with a trained run: per window and overall."""
+    from rich.table import Table
+
+    from engine.errors import DataError, ModelError
+    from engine.predict import predict_recording
+
+    r = _run_ref(run_ref, runs_dir)
+    results = []
+    for f in files:
+        try:
+            results.append(predict_recording(r.path, f))
+        except (DataError, ModelError, ConfigError) as exc:
+            raise fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps(results, indent=2))
+        return
+    for res in results:
+        t = Table(title=f"{res['file']}: per window", header_style="bold")
+        for col in ("frames", "label", "confidence"):
+            t.add_column(col, justify="right" if col != "label" else "left")
+        for w in res["windows"]:
+            t.add_row(f"{w['start']}-{w['end']}", w["label"], f"{w['confidence']:.3f}")
+        console.print(t)
+        o = res["overall"]
+        console.print(
+            f"[bold]{res['file']}: {o['label']}[/] (mean probability {o['confidence']:.3f}; "
+            + ", ".join(f"{k} {v}" for k, v in o["votes"].items())
+            + " windows)"
+        )
+
+
 # --------------------------------------------------------------------------- reading runs
 
 
@@ -501,6 +541,8 @@ def show(
         t = tables.per_class_table(per_class, None if all_classes else 15)
         t.title = f"{t.title} [{split}]"
         console.print(t)
+    if report.get("calibration"):
+        console.print(tables.calibration_table(report["calibration"]))
     best = report.get("best_threshold") or {}
     if best:
         for s, row in best.items():

@@ -86,7 +86,9 @@ def load_settings(path: str | Path | None = None) -> Settings:
     if raw is None:
         return Settings()
     if not isinstance(raw, dict):
-        raise SettingsError(f"settings {p}: expected a mapping of {', '.join(Settings.model_fields)}")
+        raise SettingsError(
+            f"settings {p}: expected a mapping of {', '.join(Settings.model_fields)}"
+        )
     try:
         return Settings.model_validate(raw)
     except ValidationError as err:
@@ -104,8 +106,7 @@ def dump_settings(settings: Settings) -> str:
     data: dict[str, Any] = settings.model_dump()
     body = yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
     return (
-        "# slr settings (read by `slr` and `slr-tui`; edited by the TUI's settings screen)\n"
-        + body
+        "# slr settings (read by `slr` and `slr-tui`; edited by the TUI's settings screen)\n" + body
     )
 
 

@@ -279,3 +279,26 @@ def data_check_tables(report: dict[str, Any]):
         else:
             lines.append("every class has training videos")
     return Group(t, *lines)
+
+
+def calibration_table(cal: dict[str, Any]) -> Table:
+    """Binary tasks: figures at the default threshold beside the calibrated one."""
+    t = Table(title=f"decision threshold, calibrated on val ({cal['rule']})", header_style="bold")
+    for col in ("split", "threshold", "precision", "recall", "F1", "accuracy"):
+        t.add_column(col, justify="left" if col in ("split", "threshold") else "right")
+    for split in ("val", "test"):
+        row = cal.get(split)
+        if not row:
+            continue
+        for kind, value in (
+            ("default", cal["default_threshold"]),
+            ("calibrated", cal["threshold"]),
+        ):
+            r = row[kind]
+            t.add_row(
+                split,
+                f"{value:.2f} ({kind})",
+                *(fmt(r.get(k), 3) for k in ("precision", "recall", "f1", "accuracy")),
+                style="bold" if kind == "calibrated" else None,
+            )
+    return t

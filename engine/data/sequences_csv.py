@@ -89,9 +89,7 @@ def _columns_text(df: pd.DataFrame) -> str:
 def label_strings(series: pd.Series) -> np.ndarray:
     """Labels as strings (object array), None where missing; 1.0 reads as "1"."""
     missing = series.isna().to_numpy()
-    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(
-        series.dtype
-    ):
+    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
         ok = values[~missing]
         if np.all(ok == np.round(ok)):
@@ -353,9 +351,7 @@ def build_from_root(root: str | Path, cfg: RunConfig) -> DataBundle:
     assert columns is not None
 
     # samples per recording, with provisional label codes
-    names = natural_sorted(
-        {lab for _, labels in raw.values() for lab in labels if lab is not None}
-    )
+    names = natural_sorted({lab for _, labels in raw.values() for lab in labels if lab is not None})
     if not names:
         raise DataError(f"{root}: no frame has a label in column '{d.label_column}'")
     code_of = {n: i for i, n in enumerate(names)}
@@ -418,8 +414,7 @@ def build_from_root(root: str | Path, cfg: RunConfig) -> DataBundle:
     for split in ("train", "val"):
         if not by_split[split]:
             raise DataError(
-                f"{root}: no {split} recordings with samples; "
-                f"fix {SPLITS_FILE} or add recordings"
+                f"{root}: no {split} recordings with samples; fix {SPLITS_FILE} or add recordings"
             )
 
     dim = len(columns)

@@ -41,10 +41,8 @@ def natural_sorted(values: Iterable[str]) -> list[str]:
     return names
 
 
-def _label_text(value: str | bool | int | float) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+# YAML reads yes/no/on/off as booleans; a boolean positive_label matches any of them.
+_BOOL_NAMES = {True: ("true", "yes", "y", "on", "1"), False: ("false", "no", "n", "off", "0")}
 
 
 def class_order(
@@ -56,9 +54,13 @@ def class_order(
     if len(names) != 2:
         return names
     if positive_label is not None:
-        wanted = _label_text(positive_label)
+        if isinstance(positive_label, bool):
+            wanted, accepted = str(positive_label).lower(), _BOOL_NAMES[positive_label]
+        else:
+            wanted = str(positive_label)
+            accepted = (wanted.strip().lower(),)
         match = [n for n in names if n == wanted] or [
-            n for n in names if n.strip().lower() == wanted.strip().lower()
+            n for n in names if n.strip().lower() in accepted
         ]
         if len(match) != 1:
             raise DataError(

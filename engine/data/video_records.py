@@ -135,9 +135,9 @@ def make_bundle(
 
 
 def report(res: Resolved, class_names: Sequence[str]) -> dict[str, Any]:
-    """Per split: listed, present, missing, unreadable, usable; class statistics over the
-    usable training videos (min/mean/max per class, max/min ratio over the classes that
-    have any, and the classes that have none)."""
+    """Per split: listed, present, missing, unreadable, usable; ``classes``: statistics of
+    the usable training videos per class (:func:`engine.data.class_stats`: min/mean/max and
+    max/min ratio over the classes that have any, and the classes that have none)."""
     out: dict[str, Any] = {}
     listed, missing = res.count(res.records), res.count(res.missing)
     unreadable, usable = res.count(res.unreadable), res.count(res.usable)
@@ -150,18 +150,14 @@ def report(res: Resolved, class_names: Sequence[str]) -> dict[str, Any]:
             "usable": usable[s],
         }
     out["total"] = {k: sum(out[s][k] for s in SPLITS) for k in out["train"]}
+    from engine.data import class_stats
+
     counts = np.bincount(
-        [r.label for r in res.usable if r.split == "train"], minlength=len(class_names)
+        np.asarray([r.label for r in res.usable if r.split == "train"], dtype=np.int64),
+        minlength=len(class_names),
     )
-    have = counts[counts > 0]
     out["num_classes"] = len(class_names)
-    out["videos_per_class"] = {
-        "min": int(counts.min()) if len(counts) else 0,
-        "mean": float(counts.mean()) if len(counts) else 0.0,
-        "max": int(counts.max()) if len(counts) else 0,
-    }
-    out["imbalance_ratio"] = float(have.max() / have.min()) if len(have) else None
-    out["classes_without_train"] = [class_names[i] for i in np.flatnonzero(counts == 0)]
+    out["classes"] = class_stats(counts, list(class_names))
     out["train_per_class"] = {name: int(n) for name, n in zip(class_names, counts, strict=True)}
     out["missing_ids"] = [r.id for r in res.missing[:20]]
     out["unreadable_ids"] = {r.id: res.probes[r.path].error for r in res.unreadable[:20]}

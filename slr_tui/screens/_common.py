@@ -1,0 +1,73 @@
+"""Small pieces the screens share: run rows, durations, formatting. No torch."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+
+from engine import runs
+from slr_tui.tables import STATUS_STYLE, fmt
+
+__all__ = ["STATUS_STYLE", "fmt", "run_duration", "run_row", "short_when", "status_text"]
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLE.get(status, "dim"))
+
+
+def run_duration(meta: dict[str, Any], status: str, now: float) -> float | None:
+    """Seconds from start to end; to ``now`` while active; to the last update when lost."""
+    start = meta.get("started_at")
+    if start is None:
+        return None
+    end = meta.get("ended_at")
+    if end is None:
+        end = now if status in runs.ACTIVE else (meta.get("updated_at") or start)
+    return max(0.0, float(end) - float(start))
+
+
+def short_when(ts: float | None, wide: bool = True) -> str:
+    if not ts:
+        return "-"
+    d = _dt.datetime.fromtimestamp(ts)
+    return d.strftime("%Y-%m-%d %H:%M" if wide else "%m-%d %H:%M")
+
+
+def run_row(info: runs.RunInfo, now: float) -> dict[str, Any]:
+    """One runs-list row (plain data, computed in a worker thread)."""
+    m = info.meta
+    status = info.status
+    best = info.best_metric if m.get("monitor", "val_acc") == "val_acc" else None
+    return {
+        "key": info.path.name,
+        "id": info.id,
+        "path": str(info.path),
+        "status": status,
+        "preset": info.preset,
+        "dataset": info.dataset,
+        "epoch": info.epoch,
+        "max_epochs": info.max_epochs,
+        "best": best,
+        "started": info.started,
+        "duration": run_duration(m, status, now),
+        "active": status in runs.ACTIVE,
+        "sweep": m.get("sweep"),
+        "has_eval": (info.path / runs.EVAL_DIR / "predictions.npz").is_file(),
+    }
+
+
+def epoch_text(epoch: int | None, max_epochs: int | None) -> str:
+    if max_epochs:
+        return f"{epoch or 0}/{max_epochs}"
+    return str(epoch or 0)
+
+
+def ellipsize(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / runs.RUN_JSON).is_file() or (path / runs.CONFIG_JSON).is_file()

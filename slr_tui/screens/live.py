@@ -1,0 +1,539 @@
+"""Live run: status line, loss/accuracy plots that grow with metrics.jsonl, GPU panel,
+per-epoch table, log tail, and (once eval/ exists) per-class figures and confusions.
+
+A finished run opens the same way and costs nothing once shown: polling (every
+``app.live_poll_s`` s, never overlapping) runs only while the run is active and this
+screen is on top.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Static, TabbedContent, TabPane
+
+from engine import runs
+from engine.runs import JsonlTail, format_duration
+from slr_tui.screens._common import epoch_text, fmt, status_text
+from slr_tui.widgets._series import RunSeries
+from slr_tui.widgets.gpu_panel import GpuPanel
+from slr_tui.widgets.log_tail import LogTail, TextTail
+from slr_tui.widgets.metric_plot import Curve, MetricPlot
+from slr_tui.widgets.sortable_table import Col, SortableTable
+
+NVML_EVERY_S = 1.0
+SYSTEM_TAIL_BYTES = 256 * 1024
+
+
+def _f3(v: Any) -> str:
+    return fmt(v, 3)
+
+
+def _f4(v: Any) -> str:
+    return fmt(v, 4)
+
+
+EPOCH_COLS = [
+    Col("epoch_s", "epoch", right=True, sortable=False),
+    Col("train_loss", "train loss", _f4, right=True, sortable=False),
+    Col("val_loss", "val loss", _f4, right=True, sortable=False),
+    Col("val_acc", "val acc", _f4, right=True, sortable=False),
+    Col("val_top5", "top-5", _f4, right=True, sortable=False),
+    Col("lr", "lr", lambda v: "-" if v is None else f"{v:.2e}", right=True, sortable=False),
+    Col(
+        "epoch_time_s",
+        "time",
+        lambda v: "-" if v is None else f"{v:.1f}s",
+        right=True,
+        sortable=False,
+    ),
+]
+
+PER_CLASS_COLS = [
+    Col("class", "class"),
+    Col("support", "support", right=True),
+    Col("accuracy", "accuracy", _f3, right=True),
+    Col("precision", "precision", _f3, right=True),
+    Col("recall", "recall", _f3, right=True),
+    Col("f1", "F1", _f3, right=True),
+]
+
+CONFUSED_COLS = [
+    Col("true", "true class"),
+    Col("pred", "predicted as"),
+    Col("count", "count", right=True),
+    Col("share", "share of class", lambda v: "-" if v is None else f"{v:.0%}", right=True),
+]
+
+
+def tail_from_end(path: Path, nbytes: int) -> JsonlTail:
+    """A JsonlTail that starts at the first whole line within the last ``nbytes``."""
+    tail = JsonlTail(path)
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return tail
+    if size > nbytes:
+        with open(path, "rb") as f:
+            f.seek(size - nbytes)
+            chunk = f.read(nbytes)
+        nl = chunk.find(b"\n")
+        tail.offset = size - nbytes + (nl + 1 if nl >= 0 else len(chunk))
+    return tail
+
+
+class LiveRunScreen(Screen):
+    BINDINGS = [
+        Binding("escape", "back", "back"),
+        Binding("1", "tab('epochs')", "epochs"),
+        Binding("2", "tab('log')", "log"),
+        Binding("3", "tab('per-class')", "per-class"),
+        Binding("4", "tab('confused')", "confused"),
+        Binding("v", "toggle_split", "val/test"),
+        Binding("t", "thresholds", "thresholds"),
+        Binding("s", "stop", "stop"),
+        Binding("q", "back", "back", show=False),
+    ]
+
+    class Loaded(Message):
+        def __init__(self, data: dict[str, Any]) -> None:
+            super().__init__()
+            self.data = data
+
+    class Polled(Message):
+        def __init__(self, data: dict[str, Any]) -> None:
+            super().__init__()
+            self.data = data
+
+    class EvalLoaded(Message):
+        def __init__(self, data: dict[str, Any]) -> None:
+            super().__init__()
+            self.data = data
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.meta: dict[str, Any] = {}
+        self.status = "starting"
+        self.model = "-"
+        self.series = RunSeries()
+        self.loaded = False
+        self.eval_loaded = False
+        self.eval: dict[str, Any] = {}
+        self.split = "test"
+        self.polls = 0
+        self.opened_at = time.perf_counter()
+        self.loaded_in: float | None = None
+        self._timer = None
+        self._polling = False
+        self._nvml_at = 0.0
+        self._gpu_live = False
+        # readers: used only from this screen's worker threads, one at a time
+        self._metrics_tail = JsonlTail(self.path / runs.METRICS)
+        self._system_tail = tail_from_end(self.path / runs.SYSTEM, SYSTEM_TAIL_BYTES)
+        self._log_tail = TextTail(self.path / runs.LOG)
+        self._last_sys: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="live-status", classes="title-bar")
+        with Horizontal(id="live-top"):
+            yield MetricPlot(
+                "loss", xlabel="epoch", empty="loss: waiting for metrics", id="loss-plot"
+            )
+            yield MetricPlot(
+                "accuracy",
+                xlabel="epoch",
+                empty="accuracy: waiting for the first epoch",
+                id="acc-plot",
+            )
+            with Vertical(id="gpu-box"):
+                yield GpuPanel(warn_c=self.app.settings.gpu_temp_warn_c, id="gpu")
+        with TabbedContent(id="live-tabs", initial="epochs"):
+            with TabPane("epochs", id="epochs"):
+                yield SortableTable(EPOCH_COLS, row_key="epoch", id="epoch-table")
+            with TabPane("log", id="log"):
+                yield LogTail(id="log-tail")
+            with TabPane("per-class", id="per-class"):
+                yield Static(
+                    "no evaluation yet (eval/ is written when the run finishes)",
+                    id="per-class-note",
+                    classes="note",
+                )
+                yield SortableTable(
+                    PER_CLASS_COLS, row_key="class", sort_by="accuracy", id="per-class-table"
+                )
+            with TabPane("confused", id="confused"):
+                yield Static("no evaluation yet", id="confused-note", classes="note")
+                yield SortableTable(
+                    CONFUSED_COLS,
+                    row_key="pair",
+                    sort_by="count",
+                    reverse=True,
+                    id="confused-table",
+                )
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#gpu-box").border_title = "GPU"
+        self._render_status()
+        self.load()
+
+    # ------------------------------------------------------------------ workers
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="live-load")
+    def load(self) -> None:
+        data: dict[str, Any] = {}
+        try:
+            info = runs.load_run(self.path)
+        except runs.RunError as exc:
+            self.post_message(self.Loaded({"error": str(exc)}))
+            return
+        data["meta"] = dict(info.meta)
+        data["status"] = info.status
+        cfg = info.config()
+        data["model"] = (cfg.get("model") or {}).get("name", "-")
+        series = RunSeries()
+        series.add_rows(self._metrics_tail.read_new())
+        data["series"] = series
+        data.update(self._read_side(info.status, data["meta"]))
+        data["has_eval"] = (self.path / runs.EVAL_DIR / "report.json").is_file()
+        self.post_message(self.Loaded(data))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="live-poll")
+    def poll(self) -> None:
+        data: dict[str, Any] = {}
+        try:
+            info = runs.load_run(self.path)
+            data["meta"] = dict(info.meta)
+            data["status"] = info.status
+        except runs.RunError:
+            data["meta"], data["status"] = self.meta, self.status
+        data["rows"] = self._metrics_tail.read_new()
+        data.update(self._read_side(data["status"], data["meta"]))
+        data["has_eval"] = (self.path / runs.EVAL_DIR / "report.json").is_file()
+        self.post_message(self.Polled(data))
+
+    def _read_side(self, status: str, meta: dict[str, Any]) -> dict[str, Any]:
+        """New log lines, the last system sample, and a live NVML reading when due."""
+        out: dict[str, Any] = {"log": self._log_tail.read_new()}
+        rows = self._system_tail.read_new()
+        if rows:
+            self._last_sys = rows[-1]
+        out["sys"] = self._last_sys
+        local = meta.get("host") in (None, runs.hostname())
+        if status in runs.ACTIVE and local and time.monotonic() - self._nvml_at >= NVML_EVERY_S:
+            self._nvml_at = time.monotonic()
+            try:
+                out["nvml"] = self.app.gpu_reader()
+            except Exception as exc:  # a reader must never take the screen down
+                out["nvml"] = f"GPU reading failed: {exc}"
+        return out
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="live-eval")
+    def load_eval(self) -> None:
+        from engine import evaluate  # numpy + scikit-learn, no torch
+
+        eval_dir = self.path / runs.EVAL_DIR
+        data: dict[str, Any] = {"per_class": {}, "confused": {}, "splits": []}
+        try:
+            splits = evaluate.prediction_splits(eval_dir)
+        except (OSError, ValueError):
+            splits = [s for s in ("val", "test") if evaluate.read_per_class(eval_dir, s)]
+        data["splits"] = splits
+        for split in splits:
+            rows = evaluate.read_per_class(eval_dir, split)
+            rows.sort(key=lambda r: (r["accuracy"], r["f1"], -r["support"]))
+            data["per_class"][split] = rows
+            support = {r["class"]: r["support"] for r in rows}
+            try:
+                _, y, probs, names = evaluate.load_predictions(eval_dir, split)
+            except (OSError, ValueError):
+                continue
+            pred = probs.argmax(axis=1) if len(y) else y
+            pairs = evaluate.most_confused(y, pred, names, top=50)
+            data["confused"][split] = [
+                {
+                    "pair": f"{p['true_index']}>{p['pred_index']}",
+                    "true": p["true"],
+                    "pred": p["pred"],
+                    "count": p["count"],
+                    "share": p["count"] / support[p["true"]] if support.get(p["true"]) else None,
+                }
+                for p in pairs
+            ]
+        self.post_message(self.EvalLoaded(data))
+
+    # ------------------------------------------------------------------ message handlers
+
+    def on_live_run_screen_loaded(self, msg: Loaded) -> None:
+        d = msg.data
+        if "error" in d:
+            self.query_one("#live-status", Static).update(f"[red]{d['error']}[/]")
+            return
+        self.meta, self.status, self.model = d["meta"], d["status"], d["model"]
+        self.series = d["series"]
+        self.loaded = True
+        self._apply_side(d)
+        self._refresh_metrics(all_epochs=True)
+        self._render_status()
+        self.loaded_in = time.perf_counter() - self.opened_at
+        if d["has_eval"]:
+            self.load_eval()
+        self._schedule()
+
+    def on_live_run_screen_polled(self, msg: Polled) -> None:
+        self._polling = False
+        self.polls += 1
+        d = msg.data
+        was_active = self.status in runs.ACTIVE
+        self.meta, self.status = d["meta"], d["status"]
+        if d["rows"]:
+            self.series.add_rows(d["rows"])
+            self._refresh_metrics()
+        self._apply_side(d)
+        self._render_status()
+        if d["has_eval"] and not self.eval_loaded:
+            self.load_eval()
+        ended = was_active and self.status not in runs.ACTIVE
+        if ended:
+            self.notify(f"run {self.meta.get('id', self.path.name)}: {self.status}")
+        self._schedule(final=ended)
+
+    def on_live_run_screen_eval_loaded(self, msg: EvalLoaded) -> None:
+        self.eval = msg.data
+        self.eval_loaded = True
+        splits = msg.data["splits"]
+        if self.split not in splits and splits:
+            self.split = "test" if "test" in splits else splits[0]
+        self._show_eval()
+
+    # ------------------------------------------------------------------ scheduling
+
+    def _schedule(self, final: bool = False) -> None:
+        """Poll again after this poll finished, only while the run is active (plus one
+        ``final`` read right after it ends, for its last lines) and while on top."""
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        if (self.status in runs.ACTIVE or final) and self.is_current:
+            self._timer = self.set_timer(self.app.live_poll_s, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        if self.is_current and not self._polling:
+            self._polling = True
+            self.poll()
+
+    def on_screen_suspend(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+
+    def on_screen_resume(self) -> None:
+        if self.loaded and self.status in runs.ACTIVE:
+            self._tick()
+
+    # ------------------------------------------------------------------ rendering
+
+    def _apply_side(self, d: dict[str, Any]) -> None:
+        if d.get("log"):
+            self.query_one(LogTail).add_lines(d["log"])
+        panel = self.query_one(GpuPanel)
+        nvml = d.get("nvml")
+        sys_row = d.get("sys")
+        if isinstance(nvml, list) and nvml:
+            self._gpu_live = True
+            panel.show(nvml, None, "live (NVML)")
+            return
+        if "nvml" not in d and self._gpu_live and self.status in runs.ACTIVE:
+            return  # keep the live reading until the next one
+        self._gpu_live = False
+        if sys_row and sys_row.get("gpus"):
+            when = time.strftime("%H:%M:%S", time.localtime(sys_row.get("t") or 0))
+            panel.show(sys_row["gpus"], None, f"system.jsonl {when}")
+        elif sys_row and sys_row.get("error"):
+            panel.show([], str(sys_row["error"]), "")
+        elif isinstance(nvml, str):
+            panel.show([], nvml, "")
+        elif not sys_row:
+            panel.show([], "no GPU samples (system.jsonl is empty)", "")
+
+    def _refresh_metrics(self, all_epochs: bool = False) -> None:
+        s = self.series
+        spe = self.meta.get("steps_per_epoch")
+        tx, ty, tscale = s.curve("train_loss", spe)
+        vx, vy, _ = s.curve("val_loss")
+        self.query_one("#loss-plot", MetricPlot).set_curves(
+            [Curve("train", tx, ty, xscale=tscale), Curve("val", vx, vy)]
+        )
+        ax, ay, _ = s.curve("val_acc")
+        kx, ky, _ = s.curve("val_top5")
+        self.query_one("#acc-plot", MetricPlot).set_curves(
+            [Curve("val acc", ax, ay, color="green+"), Curve("val top-5", kx, ky, color="yellow+")]
+        )
+        table = self.query_one("#epoch-table", SortableTable)
+        at_end = table.cursor_row >= table.row_count - 1
+        rows = []
+        for r in s.epoch_rows():
+            rows.append({**r, "epoch_s": f"{r['epoch']}{' *' if r.get('best') else ''}"})
+        table.set_rows(rows)
+        if at_end and table.row_count:
+            table.move_cursor(row=table.row_count - 1, animate=False)
+
+    def _render_status(self) -> None:
+        m = self.meta
+        now = self.app.clock()
+        st = self.status
+        line1 = status_text(st if self.loaded else "loading")
+        line1.stylize("bold")
+        ep = m.get("epoch") or 0
+        max_ep = m.get("max_epochs")
+        spe = m.get("steps_per_epoch")
+        step = m.get("step") or 0
+        if self.series.last_step is not None:
+            step = max(step, self.series.last_step.get("step") or 0)
+            if st in runs.ACTIVE:  # the epoch in progress
+                ep = max(ep, self.series.last_step.get("epoch") or 0)
+        parts = [f"epoch {epoch_text(ep, max_ep)}"]
+        total = spe * max_ep if spe and max_ep else None
+        parts.append(f"step {step}/{total}" if total else f"step {step}")
+        start = m.get("started_at")
+        if start:
+            end = now if st in runs.ACTIVE else (m.get("ended_at") or m.get("updated_at") or start)
+            label = "elapsed" if st in runs.ACTIVE else "took"
+            parts.append(f"{label} {format_duration(max(0.0, end - start))}")
+        if st in runs.ACTIVE:
+            parts.append(f"ETA {self._eta(step, total, ep, max_ep)}")
+        mon = m.get("monitor", "val_acc")
+        if m.get("best_metric") is not None:
+            parts.append(f"best {mon} {fmt(m['best_metric'])} (epoch {m.get('best_epoch', '-')})")
+        text = line1 + "  " + "  ".join(parts)
+        ident = [
+            m.get("id") or self.path.name,
+            m.get("preset") or "",
+            m.get("dataset") or "",
+            self.model,
+        ]
+        dev = m.get("device")
+        if dev:
+            ident.append(f"{dev} x{m.get('world_size', 1)}")
+        if m.get("stop_reason"):
+            ident.append(f"stop: {m['stop_reason']}")
+        text.append("\n" + "  ·  ".join(x for x in ident if x), style="dim")
+        if st == "failed" and m.get("error"):
+            text.append(f"\nerror: {m['error']}", style="bold red")
+        elif st == "stopped":
+            text.append(
+                f"\nstopped: resume with  slr run --resume {m.get('id', self.path.name)}",
+                style="yellow",
+            )
+        elif st == "lost":
+            text.append(
+                "\nthe run's process is gone but run.json still says running", style="magenta"
+            )
+        self.query_one("#live-status", Static).update(text)
+
+    def _eta(self, step: int, total: int | None, ep: int, max_ep: int | None) -> str:
+        rate = self.series.rate_s_per_step()
+        if rate and total:
+            return "~" + format_duration(max(0, total - step) * rate)
+        last = self.series.last_epoch()
+        if last and last.get("epoch_time_s") and max_ep:
+            return "~" + format_duration(max(0, max_ep - ep) * last["epoch_time_s"])
+        return "-"
+
+    def _show_eval(self) -> None:
+        split = self.split
+        per_class = self.eval.get("per_class", {}).get(split, [])
+        confused = self.eval.get("confused", {}).get(split, [])
+        pc_table = self.query_one("#per-class-table", SortableTable)
+        pc_table.set_rows(per_class)
+        n_bad = sum(1 for r in per_class if (r.get("accuracy") or 0) < 1.0)
+        self.query_one("#per-class-note", Static).update(
+            f"[b]{split}[/b]: {len(per_class)} classes, {n_bad} below 100%; worst first "
+            "(click a header or press o to sort; v switches val/test)"
+        )
+        self.query_one("#confused-table", SortableTable).set_rows(confused)
+        self.query_one("#confused-note", Static).update(
+            f"[b]{split}[/b]: most confused class pairs"
+            + ("" if confused else ": none (every prediction was right)")
+        )
+        tabs = self.query_one(TabbedContent)
+        tabs.get_tab("per-class").label = f"per-class ({split})"
+        tabs.get_tab("confused").label = f"confused ({split})"
+
+    # ------------------------------------------------------------------ actions
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_tab(self, name: str) -> None:
+        self.query_one(TabbedContent).active = name
+
+    def action_toggle_split(self) -> None:
+        splits = self.eval.get("splits") or []
+        if len(splits) < 2:
+            self.notify("no evaluation with two splits yet", severity="warning")
+            return
+        self.split = (
+            splits[(splits.index(self.split) + 1) % len(splits)]
+            if self.split in splits
+            else splits[0]
+        )
+        self._show_eval()
+
+    def action_thresholds(self) -> None:
+        if not (self.path / runs.EVAL_DIR / "predictions.npz").is_file():
+            self.notify(
+                "no predictions yet (eval/ is written when the run finishes)", severity="warning"
+            )
+            return
+        from slr_tui.screens.thresholds import ThresholdsScreen
+
+        self.app.push_screen(ThresholdsScreen(self.path))
+
+    def action_stop(self) -> None:
+        if self.app.read_only:
+            self.notify("read-only mode: stopping is off", severity="warning")
+            return
+        if self.status not in runs.ACTIVE:
+            self.notify(f"the run is not running ({self.status})", severity="warning")
+            return
+        from slr_tui.screens.confirm import ConfirmScreen
+
+        rid = self.meta.get("id", self.path.name)
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.stop_run()
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Stop run {rid}?",
+                "It finishes the current step, writes last.pt and marks itself stopped.",
+                yes="Stop",
+                no="Keep running",
+            ),
+            answered,
+        )
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="stop")
+    def stop_run(self) -> None:
+        from slr_tui import launch
+
+        try:
+            text = launch.stop_run(runs.load_run(self.path))
+            sev = "information"
+        except runs.RunError as exc:
+            text, sev = str(exc), "error"
+        self.app.call_from_thread(self.notify, text, severity=sev)

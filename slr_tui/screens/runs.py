@@ -1,0 +1,273 @@
+"""Runs (home): every run under the runs dir, refreshed live; sort, filter, mark, open."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual import events, on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Static
+
+from engine import runs
+from slr_tui.screens._common import run_row
+from slr_tui.widgets.runs_table import RunsTable
+
+
+class RunsScreen(Screen):
+    """Home. Polls the runs dir every ``app.runs_poll_s`` seconds while it is on top."""
+
+    BINDINGS = [
+        Binding("n", "new_run", "new run"),
+        Binding("c", "compare", "compare"),
+        Binding("t", "thresholds", "thresholds"),
+        Binding("s", "stop", "stop"),
+        Binding("slash", "filter", "filter"),
+        Binding("comma", "settings", "settings"),
+        Binding("q", "quit", "quit"),
+        Binding("escape", "clear_filter", "clear filter", show=False),
+    ]
+
+    class Scanned(Message):
+        def __init__(self, root: Path, rows: list[dict[str, Any]], error: str | None) -> None:
+            super().__init__()
+            self.root, self.rows, self.error = root, rows, error
+
+    class Stopped(Message):
+        def __init__(self, text: str, ok: bool) -> None:
+            super().__init__()
+            self.text, self.ok = text, ok
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scans = 0
+        self._timer = None
+        self._polling = False
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="runs-title", classes="title-bar")
+        yield Input(
+            placeholder="filter: type, or press / (id, status, preset, dataset)", id="filter"
+        )
+        yield RunsTable(id="runs-table")
+        yield Static("", id="runs-empty")
+        yield Footer()
+
+    @property
+    def table(self) -> RunsTable:
+        return self.query_one(RunsTable)
+
+    def on_mount(self) -> None:
+        self.table.focus()
+        self._update_title(None, [])
+        self.poll()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.table.set_wide(event.size.width >= 110)
+
+    # ------------------------------------------------------------------ polling
+
+    def on_screen_resume(self) -> None:
+        if self.scans:  # back on top: refresh now, then on the usual beat
+            self.poll()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="runs-poll")
+    def poll(self) -> None:
+        self._polling = True
+        root = self.app.runs_root
+        self.app.reap()
+        now = self.app.clock()
+        try:
+            rows = [run_row(r, now) for r in runs.list_runs(root)]
+            err = None
+        except OSError as exc:
+            rows, err = [], f"cannot read {root}: {exc.strerror or exc}"
+        self.post_message(self.Scanned(root, rows, err))
+
+    def on_runs_screen_scanned(self, msg: Scanned) -> None:
+        self._polling = False
+        self.scans += 1
+        if msg.root != self.app.runs_root:  # settings changed the runs dir meanwhile
+            self.poll()
+            return
+        self.table.set_runs(msg.rows)
+        self._update_title(msg.error, msg.rows)
+        if self._timer is not None:
+            self._timer.stop()
+        if self.is_current:
+            self._timer = self.set_timer(self.app.runs_poll_s, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        if self.is_current and not self._polling:
+            self.poll()
+
+    def _update_title(self, error: str | None, rows: list[dict[str, Any]]) -> None:
+        active = sum(1 for r in rows if r["active"])
+        root = self.app.runs_root
+        parts = [f"[b]slr-tui[/b]  runs in {root}", f"{len(rows)} runs"]
+        if active:
+            parts.append(f"[cyan]{active} running[/]")
+        if self.table.marked:
+            parts.append(f"{len(self.table.marked)} marked")
+        self.query_one("#runs-title", Static).update("  ·  ".join(parts))
+        empty = self.query_one("#runs-empty", Static)
+        if error:
+            empty.update(f"[red]{error}[/]")
+        elif not rows and self.scans:
+            empty.update(f"no runs under {root}: press [b]n[/b] to start one")
+        else:
+            empty.update("")
+        empty.display = bool(error or (not rows and self.scans))
+
+    # ------------------------------------------------------------------ filter
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        words = event.value.lower().split()
+        if not words:
+            self.table.set_filter(None)
+            return
+
+        def keep(r: dict[str, Any]) -> bool:
+            hay = " ".join(str(r.get(k) or "") for k in ("id", "status", "preset", "dataset"))
+            hay = hay.lower()
+            return all(w in hay for w in words)
+
+        self.table.set_filter(keep)
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        self.table.focus()
+
+    def on_key(self, event: events.Key) -> None:
+        flt = self.query_one("#filter", Input)
+        if self.focused is flt and event.key in ("escape", "down", "tab"):
+            event.stop()
+            event.prevent_default()
+            self.table.focus()
+            return
+        # typing on the table starts a filter (keys bound to actions keep their meaning)
+        if self.focused is self.table and event.is_printable and event.character:
+            if event.character not in " /,":
+                event.stop()
+                flt.focus()
+                flt.insert_text_at_cursor(event.character)
+
+    def action_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def action_clear_filter(self) -> None:
+        flt = self.query_one("#filter", Input)
+        if flt.value:
+            flt.value = ""
+        self.table.focus()
+
+    # ------------------------------------------------------------------ actions
+
+    def _current(self) -> dict[str, Any] | None:
+        row = self.table.current_row()
+        if row is None:
+            self.notify("no run selected", severity="warning")
+        return row
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        row = self.table.current_row()
+        if row is not None:
+            from slr_tui.screens.live import LiveRunScreen
+
+            self.app.push_screen(LiveRunScreen(Path(row["path"])))
+
+    def action_new_run(self) -> None:
+        if self.app.read_only:
+            self.notify("read-only mode: no new runs", severity="warning")
+            return
+        from slr_tui.screens.new_run import NewRunScreen
+
+        self.app.push_screen(NewRunScreen())
+
+    def action_compare(self) -> None:
+        from slr_tui.screens.compare import CompareScreen
+
+        marked = self.table.marked_in_order()
+        if len(marked) >= 2:
+            self.app.push_screen(CompareScreen([Path(r["path"]) for r in marked]))
+            return
+        row = self.table.current_row()
+        if row is not None and row.get("sweep"):
+            members = [r for r in self.table.rows_data if r.get("sweep") == row["sweep"]]
+            if len(members) >= 2:
+                members.sort(key=lambda r: r["key"])
+                self.app.push_screen(
+                    CompareScreen([Path(r["path"]) for r in members], title=row["sweep"])
+                )
+                return
+        self.notify("mark two or more runs with space, then press c", severity="warning")
+
+    def action_thresholds(self) -> None:
+        row = self._current()
+        if row is None:
+            return
+        if not row.get("has_eval"):
+            self.notify(
+                f"{row['id']} has no predictions yet (eval/ is written when a run finishes)",
+                severity="warning",
+            )
+            return
+        from slr_tui.screens.thresholds import ThresholdsScreen
+
+        self.app.push_screen(ThresholdsScreen(Path(row["path"])))
+
+    def action_stop(self) -> None:
+        if self.app.read_only:
+            self.notify("read-only mode: stopping is off", severity="warning")
+            return
+        row = self._current()
+        if row is None:
+            return
+        if not row.get("active"):
+            self.notify(f"{row['id']} is not running ({row['status']})", severity="warning")
+            return
+        from slr_tui.screens.confirm import ConfirmScreen
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.stop_run(Path(row["path"]))
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Stop run {row['id']}?",
+                "It finishes the current step, writes last.pt and marks itself stopped "
+                f"(resume later with: slr run --resume {row['id']}).",
+                yes="Stop",
+                no="Keep running",
+            ),
+            answered,
+        )
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="stop")
+    def stop_run(self, path: Path) -> None:
+        from slr_tui import launch
+
+        try:
+            text = launch.stop_run(runs.load_run(path))
+            ok = True
+        except runs.RunError as exc:
+            text, ok = str(exc), False
+        self.post_message(self.Stopped(text, ok))
+
+    def on_runs_screen_stopped(self, msg: Stopped) -> None:
+        self.notify(msg.text, severity="information" if msg.ok else "error")
+        self.poll()
+
+    def action_settings(self) -> None:
+        from slr_tui.screens.settings import SettingsScreen
+
+        self.app.push_screen(SettingsScreen())
+
+    def action_quit(self) -> None:
+        self.app.exit()

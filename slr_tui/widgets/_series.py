@@ -1,0 +1,151 @@
+"""The columns of a run's metrics.jsonl that the TUI plots and tabulates, and downsampling.
+
+Rows come from :class:`engine.runs.JsonlTail` (orjson, incremental). Only the figures the
+screens show are kept: for ``step`` rows the step, time and train loss; for ``epoch`` rows
+a slim copy (the last row per epoch number: a resumed run may repeat one). No torch here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+EPOCH_KEYS = (
+    "epoch",
+    "step",
+    "t",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "val_top5",
+    "val_per_class_acc",
+    "val_macro_f1",
+    "lr",
+    "epoch_time_s",
+    "best",
+)
+
+# curves a screen can ask for: name -> (label, where it comes from)
+CURVES: dict[str, str] = {
+    "train_loss": "train loss",
+    "val_loss": "val loss",
+    "val_acc": "val accuracy",
+    "val_top5": "val top-5",
+    "val_macro_f1": "val macro F1",
+    "val_per_class_acc": "val per-class acc",
+    "train_acc": "train accuracy",
+    "lr": "learning rate",
+}
+
+
+class RunSeries:
+    """Columnar store of one run's metrics, fed row batches as the file grows."""
+
+    def __init__(self) -> None:
+        self.step_x: list[float] = []  # global step of each step row
+        self.step_t: list[float] = []
+        self.step_loss: list[float] = []
+        self.step_lr: list[float] = []
+        self.epochs: dict[int, dict[str, Any]] = {}
+        self.evals: list[dict[str, Any]] = []
+        self.rows = 0
+        self.version = 0  # bumps whenever something was added
+        self.last_step: dict[str, Any] | None = None
+
+    def add_rows(self, rows: Iterable[dict[str, Any]]) -> int:
+        """Take a batch of rows; returns how many new epoch rows it held."""
+        sx, st, sl, slr = self.step_x, self.step_t, self.step_loss, self.step_lr
+        epochs = self.epochs
+        new_epochs = 0
+        n = 0
+        last_step = None
+        for r in rows:
+            n += 1
+            kind = r.get("kind")
+            if kind == "step":
+                loss = r.get("train_loss")
+                step = r.get("step")
+                if loss is None or step is None:
+                    continue
+                sx.append(step)
+                st.append(r.get("t") or 0.0)
+                sl.append(loss)
+                slr.append(r.get("lr") or 0.0)
+                last_step = r
+            elif kind == "epoch":
+                e = int(r.get("epoch") or 0)
+                if e not in epochs:
+                    new_epochs += 1
+                epochs[e] = {k: r.get(k) for k in EPOCH_KEYS}
+            elif kind == "eval":
+                self.evals.append(r)
+        if last_step is not None:
+            self.last_step = last_step
+        if n:
+            self.rows += n
+            self.version += 1
+        return new_epochs
+
+    # ------------------------------------------------------------------ views
+
+    def epoch_rows(self) -> list[dict[str, Any]]:
+        return [self.epochs[k] for k in sorted(self.epochs)]
+
+    def last_epoch(self) -> dict[str, Any] | None:
+        return self.epochs[max(self.epochs)] if self.epochs else None
+
+    def curve(
+        self, name: str, steps_per_epoch: int | None = None
+    ) -> tuple[list[float], list[float], float]:
+        """``(x, y, x_scale)`` of one curve; x * x_scale is in epochs. ``train_loss`` and
+        ``lr`` use the step rows (the store's own lists, not copies: x is the global step,
+        x_scale 1 / steps_per_epoch) when there are any, else the epoch rows."""
+        if name in ("train_loss", "lr") and self.step_x and steps_per_epoch:
+            ys = self.step_loss if name == "train_loss" else self.step_lr
+            return self.step_x, ys, 1.0 / float(steps_per_epoch)
+        xs: list[float] = []
+        ys2: list[float] = []
+        for k in sorted(self.epochs):
+            v = self.epochs[k].get(name)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                xs.append(float(k))
+                ys2.append(float(v))
+        return xs, ys2, 1.0
+
+    def best_epoch(self) -> int | None:
+        best = [k for k, r in self.epochs.items() if r.get("best")]
+        return max(best) if best else None
+
+    def rate_s_per_step(self, window: int = 200) -> float | None:
+        """Seconds per optimizer step over the last ``window`` step rows (None: too few)."""
+        n = len(self.step_x)
+        if n < 2:
+            return None
+        i = max(0, n - window)
+        ds = self.step_x[-1] - self.step_x[i]
+        dt = self.step_t[-1] - self.step_t[i]
+        if ds <= 0 or dt <= 0:
+            return None
+        return dt / ds
+
+
+def downsample(
+    xs: Sequence[float], ys: Sequence[float], n: int
+) -> tuple[Sequence[float], Sequence[float]]:
+    """At most ``n`` points: consecutive points are averaged in equal-count buckets (a
+    plot cannot show more points than it has character cells; averaging keeps the trend of
+    a noisy loss curve). The last point is kept as is, so the curve ends where the run is."""
+    m = len(xs)
+    if m <= n or n < 2:
+        return xs, ys
+    import numpy as np
+
+    x = np.asarray(xs, dtype=float)
+    y = np.asarray(ys, dtype=float)
+    buckets = n - 1
+    edges = (np.arange(buckets) * (m - 1)) // buckets
+    counts = np.diff(np.append(edges, m - 1))
+    xo = np.add.reduceat(x[:-1], edges) / counts
+    yo = np.add.reduceat(y[:-1], edges) / counts
+    return [*xo.tolist(), float(x[-1])], [*yo.tolist(), float(y[-1])]

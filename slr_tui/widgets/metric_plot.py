@@ -1,0 +1,145 @@
+"""A plotext line plot of named curves that is cheap to keep live.
+
+- curves are downsampled to about two points per character cell (at most
+  :data:`MAX_POINTS`) before plotting: plotext costs microseconds per plotted point;
+- redraws are throttled to :data:`MAX_FPS` a second however fast data arrives;
+- the built plot is cached, so a repaint for another reason costs nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.app import RenderResult
+from textual_plotext import PlotextPlot
+
+from slr_tui.widgets._series import downsample
+
+MAX_POINTS = 2000
+MAX_FPS = 10.0
+PALETTE = ("cyan+", "orange+", "green+", "magenta+", "yellow+", "red+", "blue+", "gray")
+
+
+@dataclass
+class Curve:
+    label: str
+    xs: Sequence[float]
+    ys: Sequence[float]
+    color: str | None = None
+    xscale: float = 1.0  # x values are multiplied by this (e.g. 1 / steps per epoch)
+
+
+class MetricPlot(PlotextPlot):
+    """Curves against a shared x axis, an optional vertical marker, an empty-state text."""
+
+    DEFAULT_CSS = """
+    MetricPlot { height: 1fr; width: 1fr; min-height: 6; }
+    """
+
+    def __init__(
+        self,
+        title: str = "",
+        *,
+        xlabel: str = "",
+        empty: str = "no data yet",
+        ylim: tuple[float, float] | None = None,
+        name: str | None = None,
+        id: str | None = None,  # noqa: A002 - Textual's API
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.plot_title = title
+        self.xlabel = xlabel
+        self.empty = empty
+        self.fixed_ylim = ylim
+        self.curves: list[Curve] = []
+        self.marker_x: float | None = None
+        self._version = 0
+        self._cache_key: tuple | None = None
+        self._cache: RenderResult | None = None
+        self._last_draw = 0.0
+        self._pending = False
+        self.draws = 0  # plots actually built (tests and the benchmark read these)
+        self.points_drawn = 0
+
+    # ------------------------------------------------------------------ data
+
+    def set_curves(self, curves: list[Curve], marker_x: float | None = None) -> None:
+        """Replace the curves (and the marker) and schedule a redraw."""
+        self.curves = curves
+        self.marker_x = marker_x
+        self.invalidate()
+
+    def set_marker(self, x: float | None) -> None:
+        if x != self.marker_x:
+            self.marker_x = x
+            self.invalidate()
+
+    def invalidate(self) -> None:
+        """Mark the data changed; redraw now, or once the throttle interval has passed."""
+        self._version += 1
+        wait = self._last_draw + 1.0 / MAX_FPS - time.monotonic()
+        if wait <= 0:
+            self._last_draw = time.monotonic()
+            self.refresh()
+        elif not self._pending:
+            self._pending = True
+            self.set_timer(wait, self._flush)
+
+    def _flush(self) -> None:
+        self._pending = False
+        self._last_draw = time.monotonic()
+        self.refresh()
+
+    @property
+    def has_data(self) -> bool:
+        return any(len(c.xs) for c in self.curves)
+
+    # ------------------------------------------------------------------ render
+
+    def render(self) -> RenderResult:
+        key = (self._version, self.size, self.app.theme, self.theme)
+        if key == self._cache_key and self._cache is not None:
+            return self._cache
+        if not self.has_data or self.size.width < 10 or self.size.height < 4:
+            out: RenderResult = Text(
+                f"{self.plot_title}\n{self.empty}" if self.plot_title else self.empty,
+                style="dim",
+                justify="center",
+            )
+        else:
+            out = self._build()
+        self._cache_key, self._cache = key, out
+        return out
+
+    def _build(self) -> RenderResult:
+        plt = self.plt
+        plt.clear_figure()
+        budget = max(50, min(MAX_POINTS, 2 * self.size.width))
+        drawn = 0
+        for i, c in enumerate(self.curves):
+            if not len(c.xs):
+                continue
+            xs, ys = downsample(c.xs, c.ys, budget)
+            if c.xscale != 1.0:
+                xs = [x * c.xscale for x in xs]
+            drawn += len(xs)
+            color = c.color or PALETTE[i % len(PALETTE)]
+            if len(xs) == 1:
+                plt.scatter(list(xs), list(ys), label=c.label, color=color, marker="dot")
+            else:
+                plt.plot(list(xs), list(ys), label=c.label, color=color, marker="braille")
+        if self.marker_x is not None:
+            plt.vertical_line(self.marker_x, color="white")
+        if self.fixed_ylim is not None:
+            plt.ylim(*self.fixed_ylim)
+        if self.plot_title:
+            plt.title(self.plot_title)
+        if self.xlabel:
+            plt.xlabel(self.xlabel)
+        self.draws += 1
+        self.points_drawn = drawn
+        return super().render()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -68,6 +69,20 @@ def make_video(path: Path, width: int, height: int, frames: int) -> Path:
     return path
 
 
+class Zeros(torch.utils.data.Dataset):
+    """64 zero clips: what moving a clip from a worker to the main process costs."""
+
+    def __init__(self, dtype: torch.dtype):
+        self.dtype = dtype
+
+    def __len__(self) -> int:
+        return 64
+
+    def __getitem__(self, i: int) -> dict:
+        x = torch.zeros((NUM_FRAMES, 3, IMAGE_SIZE, IMAGE_SIZE), dtype=self.dtype)
+        return {"pixel_values": x, "label": 0, "index": i, "id": str(i)}
+
+
 def rate(fn: Callable[[int], int], seconds: float) -> tuple[float, int]:
     """(clips/s, clips) calling ``fn(i)`` (which returns the clips it made) for ``seconds``."""
     fn(0)  # warm-up
@@ -91,6 +106,15 @@ def main() -> None:
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
     tmp = Path(tempfile.mkdtemp(prefix="bench-video-"))
+    try:
+        run(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, tmp: Path) -> None:
+    import cv2
+
     path = make_video(tmp / "clip.mp4", args.width, args.height, args.frames)
     st = path.stat()
     ref = VideoRef(path, 0, args.frames, stamp=(st.st_size, st.st_mtime_ns))
@@ -183,6 +207,21 @@ def main() -> None:
 
             row(f"{name} ({args.workers} workers)", run)
 
+        print(f"\ntransport only (DataLoader, {args.workers} workers, batch 8, zero clips):")
+        for dtype in (torch.float32, torch.uint8):
+            loader = DataLoader(
+                Zeros(dtype),
+                batch_size=8,
+                num_workers=args.workers,
+                collate_fn=video_collate,
+                persistent_workers=True,
+                prefetch_factor=4,
+            )
+            row(
+                f"{str(dtype).removeprefix('torch.')} clips",
+                lambda i, loader=loader: len(list(loader)) * 8,
+            )
+
     print("\nframe cache: one-time fill and disk cost for this video")
     for fmt, (secs, size) in fill.items():
         per_frame = size / args.frames
@@ -193,7 +232,9 @@ def main() -> None:
     base = dict((n, r) for n, r, _ in rows)
     direct = base["pipeline, train (decode + jitter + RRC + norm)"]
     for fmt in ("npy", "jpeg"):
-        print(f"  speed-up of the {fmt} cache over decoding: {base[f'frame cache {fmt}, train'] / direct:.1f}x")
+        print(
+            f"  speed-up of the {fmt} cache over decoding: {base[f'frame cache {fmt}, train'] / direct:.1f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.worker import Worker, WorkerState
@@ -71,10 +72,20 @@ class SlrApp(App):
 
     def on_mount(self) -> None:
         self.push_screen(RunsScreen())
+        self.set_timer(1.0, self._warm_up)
         if self.settings_error:
             self.notify(self.settings_error + " (using defaults)", severity="error", timeout=8)
 
     # ------------------------------------------------------------------ shared services
+
+    def _warm_up(self) -> None:
+        self.warm_up()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="warm-up")
+    def warm_up(self) -> None:
+        """Import numpy/scikit-learn (engine.evaluate, ~1 s) off the UI thread once, so the
+        thresholds and evaluation views open at once later. Never torch."""
+        import engine.evaluate  # noqa: F401
 
     def track(self, proc: subprocess.Popen) -> None:
         """Remember an engine we started so it is reaped when it ends (it is not our child

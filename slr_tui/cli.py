@@ -213,6 +213,14 @@ def run(
     data_root: Annotated[
         Path | None, typer.Option("--data-root", help="Dataset root (sets data.root).")
     ] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset",
+            help="A dataset root named in the settings file (sets data.root). Without it or "
+            "--data-root, a root named like the preset's data source or dataset is used.",
+        ),
+    ] = None,
     runs_dir: RunsDirOpt = None,
     device: Annotated[
         str | None, typer.Option("--device", help="auto | cpu | cuda (sets training.device).")
@@ -260,6 +268,11 @@ def run(
             extra.setdefault("training", {})["device"] = device
         try:
             cfg = cfgmod.resolve(preset=preset, config_file=config, sets=sets, extra=extra)
+            if data_root is None:  # a dataset root named once in the settings file
+                named = _settings_root(cfg, dataset)
+                if named is not None:
+                    extra.setdefault("data", {})["root"] = named
+                    cfg = cfgmod.resolve(preset=preset, config_file=config, sets=sets, extra=extra)
             launch.check_available(cfg)
         except ConfigError as exc:
             raise fail(str(exc)) from None
@@ -666,6 +679,44 @@ def thresholds(
         )
         console.print(f"[green]threshold {picked['threshold']:.2f}[/] ({picked['rule']})  {figs}")
         console.print(f"wrote {r.path / runs.THRESHOLD_JSON}")
+
+
+def _settings_root(cfg: cfgmod.RunConfig, name: str | None) -> str | None:
+    """data.root from the settings file: the root named ``name`` (--dataset), else, when the
+    config sets no root, one named like its dataset label or data source."""
+    from slr_tui import settings as settings_mod
+
+    if name is None and (cfg.data.root is not None or cfg.data.source == "synthetic"):
+        return None
+    try:
+        st = settings_mod.load_settings()
+    except settings_mod.SettingsError as exc:
+        raise ConfigError(str(exc)) from None
+    if name is not None:
+        if name not in st.dataset_roots:
+            named = ", ".join(st.dataset_roots) or "none"
+            raise ConfigError(
+                f"no dataset root named '{name}' in {settings_mod.settings_path()} (named: {named})"
+            )
+        return str(Path(st.dataset_roots[name]).expanduser())
+    hit = settings_mod.root_for(cfg.data.source, cfg.dataset_label(), st)
+    if hit is None:
+        return None
+    err_console.print(f"data root '{hit[0]}' from {settings_mod.settings_path()}: {hit[1]}")
+    return str(Path(hit[1]).expanduser())
+
+
+@app.command()
+def tui(
+    runs_dir: RunsDirOpt = None,
+    read_only: Annotated[
+        bool, typer.Option("--read-only", help="Viewing only: no new runs, no stopping.")
+    ] = False,
+) -> None:
+    """Open the terminal UI (the same as `slr-tui`)."""
+    from slr_tui.app import run_app
+
+    raise typer.Exit(run_app(runs_dir, read_only=read_only))
 
 
 def main() -> None:

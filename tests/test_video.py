@@ -180,6 +180,28 @@ def test_missing_video_gives_zero_clip(tmp_path, caplog):
     assert ds.failures == 2 and len(caplog.records) == 1
 
 
+class _BrokenTail:
+    """A reader that counts 10 frames but cannot decode the last 3."""
+
+    def __len__(self) -> int:
+        return 10
+
+    def get_batch(self, ids):
+        if max(ids) >= 7:
+            raise RuntimeError("cannot decode")
+        frames = np.stack([np.full((2, 2, 3), i, np.uint8) for i in ids])
+        return type("Batch", (), {"asnumpy": lambda self: frames})()
+
+
+def test_decode_segment_keeps_the_frames_before_a_broken_tail(monkeypatch):
+    monkeypatch.setattr(video, "open_video", lambda path: _BrokenTail())
+    got: list[np.ndarray] = []
+    assert video.decode_segment("x.mp4", 2, 10, got.append, chunk=4) == 5
+    assert [int(f[0, 0, 0]) for c in got for f in c] == [2, 3, 4, 5, 6]
+    with pytest.raises(RuntimeError):
+        video.decode_segment("x.mp4", 8, 10, got.append)
+
+
 # --------------------------------------------------------------------------- frame cache
 
 
@@ -213,8 +235,13 @@ def test_frame_cache_matches_direct_decoding_and_is_faster(tmp_path, motion_ref,
     assert cache.path(motion_ref).is_file()
     # within rounding (npy: identical frames; jpeg: lossy, about 1% of the range on average)
     assert float((a - b).abs().mean()) <= tol * float(a.abs().mean()) + 1e-6
-    t_direct = min(_clips(direct, 5)[0] for _ in range(3))
-    t_cached = min(_clips(cached, 5)[0] for _ in range(3))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in a DataLoader worker; a busy box makes thread pools stall
+    try:
+        t_direct = min(_clips(direct, 5)[0] for _ in range(3))
+        t_cached = min(_clips(cached, 5)[0] for _ in range(3))
+    finally:
+        torch.set_num_threads(threads)
     assert t_cached < t_direct
     # training clips from the cache equal training clips decoded directly (same rng)
     aug = [
@@ -296,6 +323,19 @@ def test_video_folder_csv_manifest(tmp_path):
     (root / "list.csv").write_text("path,label,split\nclips/a.mp4,hello,dev\n")
     with pytest.raises(DataError, match="split 'dev'"):
         video_folder.build(config("video_folder", root, metadata="list.csv"))
+
+
+def test_missing_libraries_are_one_line(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(video, "_DECORD", None)
+    monkeypatch.setitem(sys.modules, "decord", None)
+    with pytest.raises(DataError, match="decord is not installed"):
+        video.require_video_libs()
+    (tmp_path / "train" / "a").mkdir(parents=True)
+    (tmp_path / "train" / "a" / "x.mp4").write_bytes(b"")
+    with pytest.raises(DataError, match=r"slr-tui\[video\]"):
+        video_folder.check(config("video_folder", tmp_path))
 
 
 def test_video_folder_errors(tmp_path):

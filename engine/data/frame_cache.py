@@ -8,10 +8,12 @@ path, size and mtime, the segment, the bbox, the short side and the format:
 
 - ``npy`` (default): (frames, h, w, 3) uint8, memory-mapped on read, so a clip reads only
   its own frames. Disk: ``frames * h * w * 3`` bytes, 262 KB a frame at short side 256
-  (4:3 video), about 17 MB for a 64-frame sign; WLASL100 (about 2,000 videos) takes some
-  35 GB, WLASL2000 (21,000) some 350 GB.
-- ``jpeg``: every frame JPEG-encoded (quality 90) in one ``.npz``; roughly 10 to 20 times
-  smaller, at the price of one JPEG decode per sampled frame.
+  for 4:3 video (349 KB for 16:9). WLASL segments average 61 frames (16 MB a video):
+  all of WLASL100 (2,038 videos, 126k frames) takes about 33 GB (44 GB if 16:9),
+  WLASL300 about 82 GB, WLASL2000 about 330 GB; a partial copy proportionally less.
+- ``jpeg``: every frame JPEG-encoded (quality 90) in one ``.npz``: about 23 KB a frame
+  (10 times smaller: WLASL100 about 3 GB, WLASL2000 about 30 GB), at the price of one
+  JPEG decode per sampled frame (still 2 to 3 times faster than decoding the video).
 
 Entries are written atomically (a temp file, then a rename), so several DataLoader workers
 can fill the cache at once. An entry that is missing is made when first read: without

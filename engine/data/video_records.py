@@ -17,7 +17,14 @@ import numpy as np
 
 from engine.data.base import DataBundle, DataError
 from engine.data.frame_cache import from_config
-from engine.data.video import VideoClipDataset, VideoRef, clip_spec, segment, video_collate
+from engine.data.video import (
+    VideoClipDataset,
+    VideoRef,
+    clip_spec,
+    require_video_libs,
+    segment,
+    video_collate,
+)
 from engine.data.video_probe import Probe, probe_videos
 
 if TYPE_CHECKING:
@@ -58,6 +65,7 @@ def resolve(
     records: Sequence[VideoRecord], root: str | Path, progress: Progress | None = None
 ) -> Resolved:
     """Sort records into missing, unreadable and usable (probing the present files)."""
+    require_video_libs()
     present = [r for r in records if r.path.is_file()]
     probes = probe_videos(root, [r.path for r in present], progress)
     res = Resolved(list(records), probes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 
 def masked_pool(h: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
@@ -29,6 +30,15 @@ class Head(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.fc(self.drop(h))
+
+
+def run_packed(rnn: nn.Module, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Run an RNN over the real frames only (packed), padded back to (B, T, H)."""
+    lengths = mask.long().sum(1).clamp_min(1).cpu()
+    packed = pack_padded_sequence(h, lengths, batch_first=True, enforce_sorted=False)
+    out, _ = rnn(packed)
+    out, _ = pad_packed_sequence(out, batch_first=True, total_length=h.shape[1])
+    return out
 
 
 def batch_mask(batch: dict) -> torch.Tensor:

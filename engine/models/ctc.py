@@ -1,8 +1,10 @@
 """A BiLSTM encoder with a CTC head over the classes plus blank (the phase-1 guide).
 
 Each isolated sign is a target sequence of length one. During training a *blank penalty*
-is subtracted from the blank's logit before the CTC loss, so the model cannot settle on
-predicting blank everywhere (the usual collapse on short, isolated clips). Decoding takes
+is subtracted from the blank's log-probability before the CTC loss (after the softmax, so
+the model cannot simply absorb it), which makes every blank frame of an alignment cost
+something, so the model does not settle on predicting blank everywhere (the usual collapse
+on short, isolated clips). Decoding takes
 the greedy path over the real frames, drops blanks, and predicts the most frequent
 non-blank label; class scores are that vote histogram plus the mean non-blank posteriors
 (which only break ties, or decide when the path is all blank), normalised to sum to one.
@@ -13,9 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from engine.models.common import batch_mask, require_input_dim
+from engine.models.common import batch_mask, require_input_dim, run_packed
 
 
 class CTCClassifier(nn.Module):
@@ -50,10 +51,7 @@ class CTCClassifier(nn.Module):
         x = batch["x"]
         mask = batch_mask(batch)
         h = torch.relu(self.proj(x))
-        lengths = mask.long().sum(1).clamp_min(1).cpu()
-        packed = pack_padded_sequence(h, lengths, batch_first=True, enforce_sorted=False)
-        out, _ = self.rnn(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        out = run_packed(self.rnn, h, mask)
         return self.out(self.drop(out))
 
     # ---- the trainer's hooks ------------------------------------------------------------
@@ -62,11 +60,15 @@ class CTCClassifier(nn.Module):
         self, frame_logits: torch.Tensor, batch: dict, weight: torch.Tensor | None = None
     ) -> torch.Tensor:
         """CTC loss with the blank penalty; per-sample class weights when given."""
-        logits = frame_logits.float()
+        log_probs = F.log_softmax(frame_logits.float(), dim=-1)
         if self.training and self.blank_penalty:
-            logits = logits.clone()
-            logits[..., self.blank] -= self.blank_penalty
-        log_probs = F.log_softmax(logits, dim=-1).transpose(0, 1)  # (T, B, C+1)
+            # after the softmax, so it is not normalised away: every blank frame of an
+            # alignment costs `blank_penalty` nats, which favours alignments that emit the
+            # label over more frames instead of a lone spike (or none at all)
+            penalty = torch.zeros_like(log_probs[:1, :1])
+            penalty[..., self.blank] = self.blank_penalty
+            log_probs = log_probs - penalty
+        log_probs = log_probs.transpose(0, 1)  # (T, B, C+1)
         mask = batch_mask(batch)
         in_len = mask.long().sum(1).clamp_min(1)
         labels = batch["label"]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from engine.models.common import Head, batch_mask, masked_pool, require_input_dim
+from engine.models.common import Head, batch_mask, masked_pool, require_input_dim, run_packed
 
 
 class RecurrentClassifier(nn.Module):
@@ -41,10 +40,7 @@ class RecurrentClassifier(nn.Module):
         x = batch["x"]
         mask = batch_mask(batch)
         h = torch.relu(self.proj(x))
-        lengths = mask.long().sum(1).clamp_min(1).cpu()
-        packed = pack_padded_sequence(h, lengths, batch_first=True, enforce_sorted=False)
-        out, _ = self.rnn(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        out = run_packed(self.rnn, h, mask)
         return self.head(masked_pool(out, mask, self.pooling))
 
 
@@ -77,13 +73,9 @@ class StackedLSTM(nn.Module):
     def forward(self, batch: dict) -> torch.Tensor:
         x = batch["x"]
         mask = batch_mask(batch)
-        lengths = mask.long().sum(1).clamp_min(1).cpu()
         h = x
         for rnn in self.rnns:
-            packed = pack_padded_sequence(h, lengths, batch_first=True, enforce_sorted=False)
-            out, _ = rnn(packed)
-            h, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
-            h = self.drop(h)
+            h = self.drop(run_packed(rnn, h, mask))
         return self.out(self.dense(masked_pool(h, mask, "last")))
 
 

@@ -11,7 +11,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Select, Static
@@ -70,9 +70,10 @@ class CompareScreen(Screen):
                 value=self.metric,
                 allow_blank=False,
                 id="metric-select",
+                compact=True,
             )
-        yield MetricPlot("", xlabel="epoch", empty="no epochs yet", id="compare-plot")
-        with Horizontal(id="compare-tables"):
+        with VerticalScroll(id="compare-body"):
+            yield MetricPlot("", xlabel="epoch", empty="no epochs yet", id="compare-plot")
             with Vertical(id="summary-box"):
                 yield DataTable(id="summary-table", zebra_stripes=True, cursor_type="row")
             with Vertical(id="diff-box"):
@@ -80,7 +81,7 @@ class CompareScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#summary-box").border_title = "summary (best of each row in green)"
+        self.query_one("#summary-box").border_title = "summary (best of each row: green *)"
         self.query_one("#diff-box").border_title = "config keys that differ"
         n = len(self.paths)
         head = self.title_text or f"{n} runs"
@@ -168,8 +169,10 @@ class CompareScreen(Screen):
             cells = []
             for v in vals:
                 s = format_duration(v) if label == "duration" else tables.fmt(v)
-                style = "bold green" if best is not None and v == best else ""
-                cells.append(Text(s, style=style, justify="right"))
+                if best is not None and v == best:
+                    cells.append(Text(s + " *", style="bold green", justify="right"))
+                else:
+                    cells.append(Text(s + "  ", justify="right"))
             t.add_row(label, *cells)
 
     def _diff(self, diff: list[tuple[str, list[Any]]]) -> None:

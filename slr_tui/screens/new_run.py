@@ -118,11 +118,11 @@ class NewRunScreen(Screen):
                 yield OptionList(id="dataset-list")
             with Vertical(id="nr-presets", classes="panel"):
                 yield OptionList(id="preset-list")
-            with VerticalScroll(id="nr-overrides", classes="panel"):
+            with VerticalScroll(id="nr-overrides", classes="panel", can_focus=False):
                 for input_id, _, label in FIELDS:
                     with Horizontal(classes="field"):
                         yield Label(label, classes="field-label")
-                        yield Input(id=input_id, classes="field-input")
+                        yield Input(id=input_id, classes="field-input", compact=True)
                 with Horizontal(classes="field"):
                     yield Label("device", classes="field-label")
                     yield Select(
@@ -131,16 +131,19 @@ class NewRunScreen(Screen):
                         allow_blank=False,
                         id="ov-device",
                         classes="field-input",
+                        compact=True,
                     )
-                yield Label("more overrides (section.key=value ...)", classes="field-label-wide")
+                yield Label("more: section.key=value ...", classes="field-label-wide")
                 yield Input(
-                    placeholder="e.g. model.hidden_size=32 training.patience=3", id="ov-sets"
+                    placeholder="e.g. model.hidden_size=32 training.patience=3",
+                    id="ov-sets",
+                    compact=True,
                 )
         yield Static("", id="preset-info")
         with VerticalScroll(id="nr-preview", classes="panel"):
             yield Static("", id="preview")
         with Horizontal(id="nr-actions"):
-            yield Button("Launch (ctrl+l)", id="launch", variant="success")
+            yield Button("Launch (ctrl+l)", id="launch", variant="success", compact=True)
             yield Static("", id="nr-error")
         yield Footer()
 

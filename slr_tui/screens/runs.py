@@ -50,7 +50,9 @@ class RunsScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static("", id="runs-title", classes="title-bar")
         yield Input(
-            placeholder="filter: type, or press / (id, status, preset, dataset)", id="filter"
+            placeholder="filter: type (or press /) to match id, status, preset, dataset",
+            id="filter",
+            compact=True,
         )
         yield RunsTable(id="runs-table")
         yield Static("", id="runs-empty")
@@ -152,7 +154,7 @@ class RunsScreen(Screen):
             return
         # typing on the table starts a filter (keys bound to actions keep their meaning)
         if self.focused is self.table and event.is_printable and event.character:
-            if event.character not in " /,":
+            if event.key not in self.active_bindings:
                 event.stop()
                 flt.focus()
                 flt.insert_text_at_cursor(event.character)

@@ -56,11 +56,16 @@ class SettingsScreen(Screen):
                         placeholder="./runs",
                         id="set-runs-dir",
                         classes="field-input",
+                        compact=True,
                     )
                 with Horizontal(classes="field"):
-                    yield Label("GPU temp warn °C", classes="field-label")
+                    yield Label("GPU warn °C", classes="field-label")
                     yield Input(
-                        str(s.gpu_temp_warn_c), id="set-temp", type="integer", classes="field-input"
+                        str(s.gpu_temp_warn_c),
+                        id="set-temp",
+                        type="integer",
+                        classes="field-input",
+                        compact=True,
                     )
                 yield Static(
                     "--runs-dir and $SLR_RUNS_DIR win over the runs dir set here.", classes="note"
@@ -68,19 +73,23 @@ class SettingsScreen(Screen):
             with Vertical(id="set-roots", classes="panel"):
                 yield SortableTable(ROOT_COLS, row_key="name", sort_by="name", id="roots-table")
                 with Horizontal(classes="field"):
-                    yield Input(placeholder="name (e.g. wlasl)", id="root-name")
-                    yield Input(placeholder="folder (e.g. /data/WLASL2000)", id="root-path")
+                    yield Input(placeholder="name (e.g. wlasl)", id="root-name", compact=True)
+                    yield Input(
+                        placeholder="folder (e.g. /data/WLASL2000)", id="root-path", compact=True
+                    )
                 with Horizontal(classes="buttons"):
-                    yield Button("add / update", id="root-add", variant="primary")
-                    yield Button("remove selected", id="root-remove", variant="warning")
+                    yield Button("add / update", id="root-add", variant="primary", compact=True)
+                    yield Button(
+                        "remove selected", id="root-remove", variant="warning", compact=True
+                    )
                 yield Static(
                     "A root named like a preset's data source (wlasl) or dataset (wlasl100) is "
                     "used by that preset: slr run --preset wlasl100-conservative finds it.",
                     classes="note",
                 )
             with Horizontal(classes="buttons"):
-                yield Button("Save (ctrl+s)", id="save", variant="success")
-                yield Button("Cancel (esc)", id="cancel")
+                yield Button("Save (ctrl+s)", id="save", variant="success", compact=True)
+                yield Button("Cancel (esc)", id="cancel", compact=True)
             yield Static("", id="set-error")
         yield Footer()
 

@@ -46,16 +46,18 @@ def sweep_cols(task: str) -> list[Col]:
 
 
 def figures_line(row: dict[str, Any] | None, task: str) -> str:
-    """The figures at one threshold, as the screen shows them (and tests read them)."""
+    """The figures at one threshold, as the screen shows them (and tests read them).
+    Multi-class accuracy is the precision (both are measured on the accepted samples)."""
     if row is None:
         return "-"
     parts = [
+        f"F1 {fmt(row.get('f1'), 3)}",
         f"P {fmt(row.get('precision'), 3)}",
         f"R {fmt(row.get('recall'), 3)}",
-        f"F1 {fmt(row.get('f1'), 3)}",
-        f"acc {fmt(row.get('accuracy'), 3)}",
     ]
-    if task != "binary":
+    if task == "binary":
+        parts.append(f"acc {fmt(row.get('accuracy'), 3)}")
+    else:
         parts.append(f"cov {fmt(row.get('coverage'), 3)} ({row.get('accepted')})")
     return "  ".join(parts)
 
@@ -100,7 +102,7 @@ class ThresholdsScreen(Screen):
         self.sweeps: dict[str, list[dict[str, Any]]] = {}
         self.grid: list[float] = []
         self.index = 0
-        self.task = "multiclass"
+        self.kind = "multiclass"
         self.best_index: int | None = None
         self.picked: dict[str, Any] | None = None
         self.saved: dict[str, Any] | None = None
@@ -162,7 +164,7 @@ class ThresholdsScreen(Screen):
             self.query_one("#thr-plot", MetricPlot).empty = d["error"]
             self.query_one("#thr-plot", MetricPlot).invalidate()
             return
-        self.grid, self.sweeps, self.task = d["grid"], d["sweeps"], d.get("task", "multiclass")
+        self.grid, self.sweeps, self.kind = d["grid"], d["sweeps"], d.get("task", "multiclass")
         self.picked = d["picked"]
         if self.split not in self.sweeps:
             self.split = next(iter(self.sweeps))
@@ -178,7 +180,8 @@ class ThresholdsScreen(Screen):
         else:
             self.index = self._index_of(0.5)
         self.loaded = True
-        self.table.set_columns(sweep_cols(self.task))
+        self.table.set_columns(sweep_cols(self.kind))
+        self.set_class(self.kind == "binary", "-binary")
         self._fill_table()
         self.table.focus()
 
@@ -215,7 +218,7 @@ class ThresholdsScreen(Screen):
             curve("recall", "recall", "orange+"),
             curve("F1", "f1", "green+"),
         ]
-        if self.task != "binary":
+        if self.kind != "binary":
             curves.append(curve("coverage", "coverage", "gray"))
         plot = self.query_one("#thr-plot", MetricPlot)
         plot.plot_title = f"{self.split}: precision / recall / F1 by threshold"
@@ -224,29 +227,29 @@ class ThresholdsScreen(Screen):
 
     def _show_figures(self) -> None:
         self.query_one("#thr-plot", MetricPlot).set_marker(self.value)
-        kind = "positive class = 1" if self.task == "binary" else "accept when max prob >= t"
-        title = Text.from_markup(f"[b]thresholds[/b]  {self.path.name}  ·  {self.task} ({kind})")
+        title = Text.from_markup(f"[b]thresholds[/b]  {self.path.name}  ·  {self.kind}")
         saved = self.saved or self.picked
         if saved:
             title.append(
-                f"  ·  saved: {saved['threshold']:.2f} ({saved.get('rule', 'manual')})",
+                f"  ·  saved {saved['threshold']:.2f} ({saved.get('rule', 'manual')})",
                 style="green",
             )
         self.query_one("#thr-title", Static).update(title)
         out = Text()
-        out.append(f"threshold {self.value:.2f}", style="bold reverse")
+        out.append(f" threshold {self.value:.2f} ", style="bold reverse")
+        rule = "positive when p(class 1) >= t" if self.kind == "binary" else "accept when max prob >= t"
+        out.append(f"  {rule}", style="dim")
         if self.best_index is not None:
-            out.append(f"   best F1 on val at {self.grid[self.best_index]:.2f}", style="dim")
+            out.append(f"  ·  best F1 on val at {self.grid[self.best_index]:.2f}", style="dim")
         for split in ("val", "test"):
             if split in self.sweeps:
                 out.append(f"\n{split:<4} ", style="bold" if split == self.split else "")
-                out.append(figures_line(self.row_at(split), self.task))
-        out.append("\n←/→ ±0.01  b best  enter save  tab val/test", style="dim")
+                out.append(figures_line(self.row_at(split), self.kind))
         self.query_one("#thr-figures", Static).update(out)
 
     def figures_shown(self) -> dict[str, str]:
         """What the figures panel shows per split (for tests)."""
-        return {s: figures_line(self.row_at(s), self.task) for s in self.sweeps}
+        return {s: figures_line(self.row_at(s), self.kind) for s in self.sweeps}
 
     # ------------------------------------------------------------------ actions
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from textual.binding import Binding
 
 from engine.runs import format_duration
@@ -11,28 +12,27 @@ from slr_tui.screens._common import epoch_text, fmt, short_when, status_text
 from slr_tui.widgets.sortable_table import Col, SortableTable
 
 
-def _columns(wide: bool) -> list[Col]:
+def _columns(wide: bool, id_width: int | None = None) -> list[Col]:
     cols = [
         Col("mark", " ", lambda v: "●" if v else " ", sortable=False, width=1),
-        Col("id", "id"),
+        Col("id", "id", lambda v: Text(str(v), no_wrap=True, overflow="ellipsis"), width=id_width),
         Col("status", "status", status_text),
     ]
     if wide:
         cols.append(Col("preset", "preset"))
     cols += [
         Col("dataset", "dataset"),
-        Col(
-            "epoch_s",
-            "epoch",
-            right=True,
-            sort_value=lambda r: r.get("epoch"),
-        ),
-        Col("best", "best val acc" if wide else "best acc", lambda v: fmt(v), right=True),
+        Col("epoch_s", "epoch", right=True, sort_value=lambda r: r.get("epoch")),
+        Col("best", "best acc", lambda v: fmt(v), right=True),
     ]
     if wide:
-        cols.append(Col("started", "started", lambda v: short_when(v)))
+        cols.append(Col("started", "started", lambda v: short_when(v, wide=False)))
     cols.append(Col("duration", "duration", format_duration, right=True))
     return cols
+
+
+def _plain(v: object) -> str:
+    return v.plain if isinstance(v, Text) else str(v)
 
 
 class RunsTable(SortableTable):
@@ -52,7 +52,30 @@ class RunsTable(SortableTable):
     def set_wide(self, wide: bool) -> None:
         if wide != self.wide:
             self.wide = wide
-            self.set_columns(_columns(wide))
+            self.fit_columns()
+
+    def on_resize(self) -> None:
+        self.fit_columns()
+
+    def fit_columns(self) -> None:
+        """Give the id column what the other columns leave (ids are long: the start time and
+        the preset; the preset and start time have their own columns when there is room)."""
+        cols = _columns(self.wide)
+        longest = max([len(str(r.get("id", ""))) for r in self.rows_data] or [2])
+        used = 1  # the vertical scrollbar, when it shows, takes most of the slack
+        for c in cols:
+            if c.key == "id":
+                continue
+            if c.width is not None:
+                used += c.width + 2
+                continue
+            w = len(c.label) + (2 if c.key == self.sort_col else 0)
+            for r in self.rows_data:
+                w = max(w, len(_plain(c.fmt(r.get(c.key)))))
+            used += w + 2
+        avail = self.size.width or 120
+        id_w = max(16, min(longest, avail - used - 2))  # 2: the id column's own padding
+        self.set_columns(_columns(self.wide, id_w))
 
     def set_runs(self, rows: list[dict[str, Any]]) -> None:
         keys = {r["key"] for r in rows}
@@ -60,6 +83,8 @@ class RunsTable(SortableTable):
         for r in rows:
             r["mark"] = r["key"] in self.marked
             r["epoch_s"] = epoch_text(r.get("epoch"), r.get("max_epochs"))
+        self.rows_data = list(rows)
+        self.fit_columns()
         self.set_rows(rows)
 
     def action_toggle_mark(self) -> None:

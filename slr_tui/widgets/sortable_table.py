@@ -81,7 +81,7 @@ class SortableTable(DataTable):
 
     def set_columns(self, columns: list[Col]) -> None:
         self.cols = columns
-        self._rebuild(force=True)
+        self._rebuild()
 
     def set_rows(self, rows: list[dict[str, Any]]) -> None:
         self.rows_data = list(rows)

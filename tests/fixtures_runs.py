@@ -1,0 +1,287 @@
+"""Deterministic run folders for the TUI's tests, snapshots and benchmark.
+
+Everything is fixed: timestamps, curves (closed-form), predictions (seeded numpy), so a
+screen drawn from these folders looks the same on every machine. A ``running`` run gets
+this process's pid (alive while the test runs); a ``lost`` one a pid that cannot exist.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine import config as cfgmod
+from engine import runs
+
+T0 = 1735722000.0  # 2025-01-01 09:00:00 UTC
+DAY = 86400.0
+NOW = T0 + 3 * DAY + 900.0  # the frozen clock: 15 minutes into the running fixture
+DEAD_PID = 2**22 + 4321  # above any pid_max: never a live process
+CLASS_NAMES = ["hello", "thanks", "book", "drink", "eat", "help", "more", "please", "sorry", "want"]
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=2))
+
+
+def metric_rows(
+    epochs: int,
+    steps_per_epoch: int = 20,
+    log_every: int = 5,
+    t0: float = T0,
+    epoch_s: float = 30.0,
+    speed: float = 0.45,
+    best_acc: float = 0.95,
+    lr: float = 3e-3,
+) -> list[dict[str, Any]]:
+    """Step and epoch rows with smooth, fixed curves (no randomness)."""
+    rows: list[dict[str, Any]] = []
+    best = -1.0
+    for e in range(1, epochs + 1):
+        for s in range(log_every, steps_per_epoch + 1, log_every):
+            x = (e - 1) + s / steps_per_epoch
+            step = (e - 1) * steps_per_epoch + s
+            rows.append(
+                {
+                    "t": t0 + (x * epoch_s),
+                    "kind": "step",
+                    "epoch": e,
+                    "step": step,
+                    "step_in_epoch": s,
+                    "train_loss": round(
+                        2.3 * math.exp(-speed * x) + 0.3 + 0.05 * math.sin(step), 6
+                    ),
+                    "lr": lr * 0.5 * (1 + math.cos(math.pi * x / max(epochs, 1))),
+                    "samples_per_s": 30.0,
+                }
+            )
+        acc = round(best_acc * (1 - math.exp(-speed * e)) + 0.02 * math.sin(3 * e), 6)
+        is_best = acc > best
+        best = max(best, acc)
+        rows.append(
+            {
+                "t": t0 + e * epoch_s,
+                "kind": "epoch",
+                "epoch": e,
+                "step": e * steps_per_epoch,
+                "train_loss": round(2.3 * math.exp(-speed * e) + 0.3, 6),
+                "train_acc": round(min(1.0, acc + 0.03), 6),
+                "val_loss": round(2.0 * math.exp(-speed * e) + 0.2 + 0.01 * math.cos(e), 6),
+                "val_acc": acc,
+                "val_top5": round(min(1.0, acc + 0.25 * math.exp(-e)), 6),
+                "val_per_class_acc": round(acc - 0.01, 6),
+                "val_macro_f1": round(acc - 0.02, 6),
+                "lr": lr * 0.5 * (1 + math.cos(math.pi * e / max(epochs, 1))),
+                "epoch_time_s": epoch_s,
+                "samples_per_s": 30.0,
+                "best": is_best,
+            }
+        )
+    return rows
+
+
+def predictions(num_classes: int, n: int, seed: int, skill: float = 2.5) -> dict[str, Any]:
+    """Seeded softmax probabilities where the true class is usually (not always) on top."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % num_classes
+    logits = rng.normal(0, 1.0, (n, num_classes))
+    logits[np.arange(n), y] += skill
+    # a systematic confusion: class 2 often looks like class 3
+    two = np.where(y == 2)[0][::2]
+    logits[two, 3] += skill + 0.8
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    return {"ids": [f"s{i:04d}" for i in range(n)], "y_true": y, "probs": p}
+
+
+def write_run(
+    root: Path,
+    rid: str,
+    *,
+    preset: str = "demo",
+    status: str = "finished",
+    epochs: int = 12,
+    max_epochs: int = 12,
+    steps_per_epoch: int = 20,
+    t0: float = T0,
+    sets: list[str] | None = None,
+    speed: float = 0.45,
+    best_acc: float = 0.95,
+    with_eval: bool = True,
+    num_classes: int = 10,
+    seed: int = 0,
+    system: str = "none",  # none | gpu | hot
+    error: str | None = None,
+    extra_meta: dict[str, Any] | None = None,
+) -> Path:
+    """One run folder with fixed contents; returns its path."""
+    run_dir = root / rid
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg = cfgmod.resolve(preset=preset, sets=sets or [])
+    _write_json(run_dir / runs.CONFIG_JSON, cfg.to_dict())
+    lr = cfg.optim.lr
+    rows = metric_rows(epochs, steps_per_epoch, t0=t0, speed=speed, best_acc=best_acc, lr=lr)
+    epoch_rows = [r for r in rows if r["kind"] == "epoch"]
+    best_row = max(epoch_rows, key=lambda r: r["val_acc"]) if epoch_rows else None
+    ended = t0 + epochs * 30.0 + 5.0
+    active = status in ("running", "lost")
+    meta: dict[str, Any] = {
+        "id": rid,
+        "preset": cfg.name,
+        "dataset": cfg.dataset_label(),
+        "status": "running" if active else status,
+        "host": runs.hostname(),
+        "started_at": t0,
+        "max_epochs": max_epochs,
+        "epoch": epochs,
+        "pid": os.getpid() if status == "running" else DEAD_PID if status == "lost" else None,
+        "ended_at": None if active else ended,
+        "updated_at": ended,
+        "error": error,
+        "steps_per_epoch": steps_per_epoch,
+        "world_size": 1,
+        "device": "cpu" if system == "none" else "cuda",
+        "monitor": "val_acc",
+        "monitor_mode": "max",
+        "num_classes": num_classes,
+        "step": epochs * steps_per_epoch,
+        "best_metric": best_row["val_acc"] if best_row else None,
+        "best_epoch": best_row["epoch"] if best_row else None,
+    }
+    if status == "finished":
+        meta["stop_reason"] = "max_epochs" if epochs == max_epochs else "early_stop"
+    meta.update(extra_meta or {})
+    _write_json(run_dir / runs.RUN_JSON, meta)
+    with open(run_dir / runs.METRICS, "w") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+    _write_system(run_dir / runs.SYSTEM, system, t0)
+    log = [f"09:00:0{i} line {i}" for i in range(3)]
+    log += [
+        f"epoch {r['epoch']}/{max_epochs}  train_loss {r['train_loss']:.4f}  "
+        f"val_loss {r['val_loss']:.4f}  val_acc {r['val_acc']:.4f}"
+        for r in epoch_rows
+    ]
+    if error:
+        log.append(f"error: {error}")
+    (run_dir / runs.LOG).write_text("\n".join(log) + "\n")
+    if with_eval and status == "finished":
+        write_eval(run_dir, num_classes, seed, best_row["epoch"] if best_row else 0)
+    return run_dir
+
+
+def write_eval(run_dir: Path, num_classes: int, seed: int, best_epoch: int) -> dict[str, Any]:
+    from engine import evaluate
+
+    names = (
+        CLASS_NAMES[:num_classes]
+        if num_classes <= len(CLASS_NAMES)
+        else [f"class{i}" for i in range(num_classes)]
+    )
+    splits = {
+        "val": predictions(num_classes, 60, seed),
+        "test": predictions(num_classes, 60, seed + 1000),
+    }
+    return evaluate.write_eval(
+        run_dir / runs.EVAL_DIR,
+        splits,
+        names,
+        evaluate.default_thresholds(),
+        meta={"best_epoch": best_epoch},
+    )
+
+
+def _write_system(path: Path, kind: str, t0: float) -> None:
+    if kind == "none":
+        rows = [
+            {
+                "t": t0 + 1,
+                "gpus": [],
+                "error": "no NVIDIA GPU/driver: NVML Shared Library Not Found",
+            }
+        ]
+    else:
+        temp = 86 if kind == "hot" else 64
+        rows = [
+            {
+                "t": t0 + 5 * i,
+                "gpus": [
+                    {
+                        "index": 0,
+                        "name": "NVIDIA H100 80GB HBM3",
+                        "temp_c": temp,
+                        "mem_used_mb": 40960.0,
+                        "mem_total_mb": 81559.0,
+                        "util_pct": 97,
+                        "power_w": 512.3,
+                    }
+                ],
+                "proc_peak_mem_mb": 38000.0,
+            }
+            for i in range(3)
+        ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def build_runs(root: Path) -> dict[str, Path]:
+    """The standard set: two finished demo runs (different lr), a failed WLASL run, a
+    running run (this process) with a hot GPU, and a lost run."""
+    root.mkdir(parents=True, exist_ok=True)
+    out = {
+        "a": write_run(root, "20250101-090000-demo", seed=0, system="none"),
+        "b": write_run(
+            root,
+            "20250102-090000-demo",
+            t0=T0 + DAY,
+            epochs=10,
+            sets=["optim.lr=0.001"],
+            speed=0.35,
+            best_acc=0.9,
+            seed=1,
+            system="gpu",
+        ),
+        "failed": write_run(
+            root,
+            "20250103-090000-wlasl100-conservative",
+            preset="wlasl100-conservative",
+            t0=T0 + 2 * DAY,
+            status="failed",
+            epochs=0,
+            max_epochs=30,
+            with_eval=False,
+            error="data root /data/WLASL2000 has no WLASL_v0.3.json",
+            system="gpu",
+        ),
+        "running": write_run(
+            root,
+            "20250104-090000-demo",
+            t0=T0 + 3 * DAY,
+            status="running",
+            epochs=5,
+            with_eval=False,
+            system="hot",
+        ),
+        "lost": write_run(
+            root,
+            "20250105-090000-demo",
+            t0=T0 + 4 * DAY,
+            status="lost",
+            epochs=3,
+            with_eval=False,
+        ),
+    }
+    return out
+
+
+def write_big_metrics(path: Path, lines: int = 100_000, epochs: int = 100) -> None:
+    """A metrics.jsonl of ``lines`` lines (mostly step rows) for the open benchmark."""
+    per_epoch = lines // epochs - 1
+    rows = metric_rows(epochs, steps_per_epoch=per_epoch, log_every=1)
+    with open(path, "w") as f:
+        for r in rows[:lines]:
+            f.write(json.dumps(r) + "\n")

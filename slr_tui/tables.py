@@ -144,6 +144,8 @@ def epochs_table(rows: list[dict[str, Any]], limit: int = 10) -> Table:
         ("lr", "lr", 0),
         ("epoch_time_s", "time s", 1),
     ]
+    if any("val_blank_share" in r for r in shown):  # CTC runs: a collapse shows here
+        cols.insert(5, ("val_blank_share", "blank share", 3))
     for _, label, _ in cols:
         t.add_column(label, justify="right")
     for r in shown:

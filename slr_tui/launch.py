@@ -14,6 +14,15 @@ from engine import runs
 from engine.config import ConfigError, RunConfig
 
 
+ROOT_HINTS = {
+    "wlasl": "the folder with the WLASL metadata JSON and videos/",
+    "video_folder": "root/{train,val,test}/<class>/*.mp4, or a folder with a manifest CSV",
+    "landmarks": "a landmark cache made by `slr extract`",
+    "sequences_csv": "a folder of per-recording CSV files",
+    "features": "a folder with labels.csv and one .npy/.npz per sample",
+}
+
+
 def check_available(cfg: RunConfig) -> None:
     """Raise ConfigError (one line) when the config needs a data source or model that this
     version does not have yet, before any run folder is made. Imports no torch."""
@@ -28,6 +37,15 @@ def check_available(cfg: RunConfig) -> None:
             f"preset '{cfg.name}': the '{src}' data source is not available yet in this version "
             "of slr-tui (it lands with WLASL/VideoMAE support)"
         )
+    if src != "synthetic":
+        what = ROOT_HINTS.get(src, "the dataset folder")
+        if not cfg.data.root:
+            raise ConfigError(
+                f"'{cfg.name}' needs a dataset root: pass --data-root PATH ({what}), "
+                "or set data.root"
+            )
+        if not Path(cfg.data.root).expanduser().exists():
+            raise ConfigError(f"data root {cfg.data.root} does not exist ({what})")
     name = cfg.model.name.lower()
     if name not in REGISTRY:
         raise ConfigError(f"unknown model '{cfg.model.name}'; available: {', '.join(REGISTRY)}")

@@ -52,7 +52,7 @@ def test_presets_list_and_show():
     res = invoke("presets", "show", "demo", "--json")
     assert json.loads(res.output)["model"]["name"] == "bigru"
     res = invoke("presets", "show", "nope")
-    assert res.exit_code == 2 and "available: demo" in res.output
+    assert res.exit_code == 2 and "available:" in res.output and "demo" in res.output
 
 
 def test_run_config_errors_are_one_line(tmp_path):
@@ -65,10 +65,21 @@ def test_run_config_errors_are_one_line(tmp_path):
     assert res.exit_code == 2 and "--preset" in res.output
 
 
-def test_wlasl_preset_says_what_is_not_available(tmp_path):
+def test_wlasl_preset_without_data_root_says_what_to_give(tmp_path):
     res = invoke("run", "--preset", "wlasl300-recommended", "--runs-dir", tmp_path)
     assert res.exit_code == 2
-    assert "not available yet" in res.output and "wlasl" in res.output
+    assert "needs a dataset root" in res.output and "--data-root" in res.output
+    assert not any(tmp_path.iterdir())
+    res = invoke(
+        "run",
+        "--preset",
+        "wlasl300-recommended",
+        "--runs-dir",
+        tmp_path,
+        "--data-root",
+        tmp_path / "nope",
+    )
+    assert res.exit_code == 2 and "does not exist" in res.output
     assert "Traceback" not in res.output
 
 

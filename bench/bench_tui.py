@@ -150,8 +150,11 @@ async def bench_open(root: Path, run_dir: Path, repeats: int) -> list[float]:
 
             def ready(screen=screen, plots=plots, table=table) -> bool:
                 return (
-                    screen.series.rows == n_lines
-                    and all(p.draws > 0 and p._cache_key == (p._version, p.size, app.theme, p.theme) for p in plots)
+                    screen.series.lines == n_lines
+                    and all(
+                        p.draws > 0 and p._cache_key == (p._version, p.size, app.theme, p.theme)
+                        for p in plots
+                    )
                     and table.row_count == len(screen.series.epochs)
                 )
 
@@ -188,9 +191,11 @@ async def bench_new_line(root: Path, run_dir: Path, appends: int) -> list[float]
             with open(metrics, "ab") as f:
                 f.write(line)
             await _until(
-                lambda rb=rows_before, db=draws_before: table.row_count > rb
-                and acc_plot.draws > db
-                and acc_plot._cache_key[0] == acc_plot._version
+                lambda rb=rows_before, db=draws_before: (
+                    table.row_count > rb
+                    and acc_plot.draws > db
+                    and acc_plot._cache_key[0] == acc_plot._version
+                )
             )
             lat.append(time.perf_counter() - start)
     return lat

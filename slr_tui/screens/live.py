@@ -23,7 +23,7 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane
 from engine import runs
 from engine.runs import JsonlTail, format_duration
 from slr_tui.screens._common import epoch_text, fmt, status_text
-from slr_tui.widgets._series import RunSeries
+from slr_tui.widgets._series import RunSeries, read_initial
 from slr_tui.widgets.gpu_panel import GpuPanel
 from slr_tui.widgets.log_tail import LogTail, TextTail
 from slr_tui.widgets.metric_plot import Curve, MetricPlot
@@ -202,8 +202,8 @@ class LiveRunScreen(Screen):
         data["status"] = info.status
         cfg = info.config()
         data["model"] = (cfg.get("model") or {}).get("name", "-")
-        series = RunSeries()
-        series.add_rows(self._metrics_tail.read_new())
+        series, offset = read_initial(self.path / runs.METRICS)
+        self._metrics_tail.offset = offset  # later reads start where this one ended
         data["series"] = series
         data.update(self._read_side(info.status, data["meta"]))
         data["has_eval"] = (self.path / runs.EVAL_DIR / "report.json").is_file()

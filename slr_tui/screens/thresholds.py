@@ -237,7 +237,11 @@ class ThresholdsScreen(Screen):
         self.query_one("#thr-title", Static).update(title)
         out = Text()
         out.append(f" threshold {self.value:.2f} ", style="bold reverse")
-        rule = "positive when p(class 1) >= t" if self.kind == "binary" else "accept when max prob >= t"
+        rule = (
+            "positive when p(class 1) >= t"
+            if self.kind == "binary"
+            else "accept when max prob >= t"
+        )
         out.append(f"  {rule}", style="dim")
         if self.best_index is not None:
             out.append(f"  ·  best F1 on val at {self.grid[self.best_index]:.2f}", style="dim")

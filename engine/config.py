@@ -221,6 +221,8 @@ class TrainingConfig(_Section):
     threshold_step: float = Field(0.05, gt=0, le=1)
     telemetry_interval_s: float = Field(5.0, gt=0)
     eval_test: bool = Field(True, description="Evaluate best.pt on test at the end.")
+    tensorboard: bool = Field(False, description="Write TensorBoard event files into the run.")
+    wandb: str | None = Field(None, description="Weights & Biases project to log to.")
     default_threshold: float = Field(
         0.5, ge=0, le=1, description="Binary: the uncalibrated decision threshold."
     )

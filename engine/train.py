@@ -149,6 +149,7 @@ class Recorder:
     run_dir: Path
     enabled: bool
     meta: dict[str, Any] = field(default_factory=dict)
+    trackers: Any = None  # engine.trackers.Trackers, when asked for
 
     def update(self, **fields: Any) -> None:
         if not self.enabled:
@@ -164,6 +165,8 @@ class Recorder:
         row = {"t": time.time(), "kind": kind}
         row.update({k: _plain(v) for k, v in fields.items()})
         runs.append_jsonl(self.run_dir / runs.METRICS, row)
+        if self.trackers is not None:
+            self.trackers.log(row)
 
 
 def _plain(v: Any) -> Any:
@@ -613,6 +616,10 @@ class Trainer:
                 self.run_dir / runs.SYSTEM, interval_s=t.telemetry_interval_s, peak_mem_fn=peak
             )
             self.telemetry.start()
+            if t.tensorboard or t.wandb:
+                from engine.trackers import Trackers
+
+                self.rec.trackers = Trackers(self.run_dir, cfg, self.run_dir.name)
         reason = "max_epochs"
         while self.epoch < t.max_epochs:
             t0 = time.perf_counter()
@@ -818,6 +825,9 @@ def trainer_close(trainer: Trainer) -> None:
     sampler = getattr(trainer, "telemetry", None)
     if sampler is not None:
         sampler.stop()
+    rec = getattr(trainer, "rec", None)
+    if rec is not None and rec.trackers is not None:
+        rec.trackers.close()
 
 
 def _is_main_env() -> bool:

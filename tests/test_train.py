@@ -244,3 +244,50 @@ def test_demo_preset_trains_far_above_chance(tmp_path):
     assert report["num_classes"] == 10
     assert report["val"]["accuracy"] > 0.6
     assert report["test"]["accuracy"] > 0.6
+
+
+def test_trackers_are_optional(tmp_path, monkeypatch):
+    """Asked for but not installed: one warning, and the run goes on."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_trackers(name, *a, **k):
+        if name in ("wandb", "torch.utils.tensorboard"):
+            raise ImportError(name)
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_trackers)
+    run_dir = tmp_path / "tr"
+    cfg = tiny_cfg("training.max_epochs=1", "training.tensorboard=true", "training.wandb=myproject")
+    assert run_training(cfg, run_dir) == EXIT_OK
+    log = (run_dir / "log.txt").read_text()
+    assert "pip install tensorboard" in log and "pip install wandb" in log
+
+
+def test_tracker_receives_scalar_metrics(tmp_path, monkeypatch):
+    from engine import trackers
+
+    seen = []
+
+    class FakeWriter:
+        def __init__(self, log_dir):
+            self.log_dir = log_dir
+
+        def add_scalar(self, k, v, step):
+            seen.append((k, v, step))
+
+        def close(self):
+            seen.append(("closed", 0, 0))
+
+    import types
+
+    fake = types.ModuleType("torch.utils.tensorboard")
+    fake.SummaryWriter = FakeWriter
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake)
+    cfg = tiny_cfg("training.max_epochs=2", "training.tensorboard=true")
+    assert run_training(cfg, tmp_path / "tb") == EXIT_OK
+    keys = {k for k, _, _ in seen}
+    assert {"epoch/val_acc", "epoch/train_loss", "step/lr", "eval_test/accuracy"} <= keys
+    assert seen[-1][0] == "closed"
+    assert trackers.Trackers  # module importable without tensorboard or wandb

@@ -13,7 +13,6 @@ from pathlib import Path
 from engine import runs
 from engine.config import ConfigError, RunConfig
 
-
 ROOT_HINTS = {
     "wlasl": "the folder with the WLASL metadata JSON and videos/",
     "video_folder": "root/{train,val,test}/<class>/*.mp4, or a folder with a manifest CSV",

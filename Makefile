@@ -36,7 +36,7 @@ test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed
-	$(BIN)/python -m pytest -q bench -o addopts='' -p no:cacheprovider
+	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 clean-venv:
 	rm -rf $(VENV)

@@ -126,7 +126,7 @@ def _stdout_is(path: Path) -> bool:
 def setup_logging(run_dir: Path, is_main: bool) -> None:
     """Log to stdout; also to log.txt unless stdout already is log.txt (launched by slr)."""
     log.handlers.clear()
-    log.propagate = False
+    log.propagate = True  # our handlers below; the root logger has none in the engine process
     log.setLevel(logging.INFO if is_main else logging.WARNING)
     fmt = logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S")
     out = logging.StreamHandler(sys.stdout)

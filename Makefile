@@ -7,12 +7,13 @@ BIN    := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint bench clean-venv help
+.PHONY: demo test lint bench tui clean-venv help
 
 help:
 	@echo "make demo   train the demo preset on the built-in synthetic dataset"
 	@echo "make test   ruff check + pytest"
 	@echo "make bench  run the benchmarks under bench/"
+	@echo "make tui    open the terminal UI (slr-tui)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +35,9 @@ lint: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+tui: $(VENV)/.installed
+	$(BIN)/slr-tui
 
 bench: $(VENV)/.installed
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

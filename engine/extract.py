@@ -2,373 +2,80 @@
 
 The videos come from a video source's ``records(cfg)`` (``wlasl`` or ``video_folder``);
 missing and unreadable files are counted and skipped (probed once, as ``slr data check``
-does). Each video's segment ``[frame_start, frame_end]`` goes through Holistic (tracking
-mode, ``refine_face_landmarks`` off), every ``stride``-th frame, optionally cropped to the
-signer's bbox (``data.crop_bbox``) and downscaled so its long side is at most ``max_size``
-(landmarks are normalised image coordinates, so they stay valid). The cache is the layout
-:mod:`engine.data.landmarks` reads::
+does). ``max_glosses`` keeps the glosses with the most videos, ``samples_per_gloss`` caps
+the videos of each (see :func:`select`). Each video's segment goes through Holistic as
+:mod:`engine.holistic` describes (stride, maximum input size, optional bbox crop). The
+cache has the layout :mod:`engine.data.landmarks` reads::
 
     OUT/landmarks/<id>.npz   pose (T,33,4) x,y,z,visibility; left_hand, right_hand (T,21,3);
                              face (T,F,3) (F = 468, or the configured subset); float32, NaN
                              where a part was not detected; fps (the video's); frame_indices
-                             (T,) 0-based frame numbers in the video
+                             (T,) the 0-based frame numbers in the video
     OUT/manifest.csv         id,label,split,signer,frames
     OUT/classes.txt          class names in class-index order
     OUT/dataset.json         {"format": "slr-landmarks", "version": 1, "generator": ...}
+    OUT/extract.log          what MediaPipe and the workers printed
 
 Resumable: each npz is written to a temp file in its folder and renamed, so a file that
-exists is whole; a rerun skips the ids whose npz is complete and removes temp files a
+exists is whole; a rerun skips the ids whose npz is complete and deletes the temp files a
 killed run left. The manifest lists only finished videos and is rewritten atomically at
 the start, every half minute and at the end (also after Ctrl-C), so an interrupted run
-leaves a valid cache. One cache holds one set of extraction settings.
+leaves a valid cache. One cache holds one set of extraction settings; a lock file keeps a
+second extraction out of it.
 
-Parallel: a ``spawn`` process pool, one Holistic per worker, ``imap_unordered`` over
-videos; one worker runs in this process. The pose model of complexity 1 ships in the
-mediapipe 0.10.21 wheel; 0 and 2 are downloaded at first use, which fails offline, so
-they run only when the model file is in the package or given with ``model_file``.
+Parallel: ``workers`` spawned processes with one Holistic each, one video in flight per
+worker, results as they finish; with one worker everything runs in this process.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
-import importlib.util
 import io
 import json
 import multiprocessing
-import os
-import shutil
-import signal
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.data.video_probe import atomic_write_text
 from engine.errors import DataError
+from engine.holistic import (
+    FACE_POINTS,
+    PARTS,
+    SHAPES,
+    TMP_SUFFIX,
+    ExtractError,
+    Extractor,
+    ExtractSettings,
+    Job,
+    VideoResult,
+    atomic_write,
+    ensure_pose_model,
+    init_worker,
+    require_mediapipe,
+    stderr_to,
+    work,
+)
 
 if TYPE_CHECKING:
     from engine.config import RunConfig
     from engine.data.video_records import VideoRecord
 
 GENERATOR_NAME = "mediapipe-holistic"
-MEDIAPIPE_VERSION = "0.10.21"
-FACE_POINTS = 468
-PARTS = ("pose", "left_hand", "right_hand", "face")
-SHAPES = {"pose": (33, 4), "left_hand": (21, 3), "right_hand": (21, 3)}
-POSE_MODELS = {
-    0: "pose_landmark_lite.tflite",
-    1: "pose_landmark_full.tflite",
-    2: "pose_landmark_heavy.tflite",
-}
-MODEL_URL = "https://storage.googleapis.com/mediapipe-assets/"
 SOURCES = ("wlasl", "video_folder")
-TMP_SUFFIX = ".tmp"
 LOCK = ".extract.lock"
-CHUNK = 32  # frames decoded at a time
+LOG = "extract.log"
 FLUSH_S = 30.0  # manifest rewrite interval
+DIED = "a worker process died while extracting it (or a video beside it); rerun to retry"
 
 ProbeProgress = Callable[[int, int], None]
 Progress = Callable[[int, int, int, float], None]  # videos done, total, frames done, frames/s
-
-
-class ExtractError(Exception):
-    """Extraction cannot run as asked; the message is one line (what, why, what to do)."""
-
-
-@dataclass(frozen=True)
-class ExtractSettings:
-    """What decides the landmarks of a video; one cache holds one setting."""
-
-    model_complexity: int = 1
-    stride: int = 1
-    max_size: int | None = None
-    crop_bbox: bool = False
-    face_indices: tuple[int, ...] | None = None  # None: all 468 face points
-    min_detection_confidence: float = 0.5
-    min_tracking_confidence: float = 0.5
-
-    @property
-    def face_points(self) -> int:
-        return FACE_POINTS if self.face_indices is None else len(self.face_indices)
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["face_indices"] = None if self.face_indices is None else list(self.face_indices)
-        return d
-
-
-@dataclass(frozen=True)
-class Job:
-    """One video to extract (picklable: it travels to the worker processes)."""
-
-    id: str
-    path: str
-    out: str
-    label: str
-    split: str
-    signer: str = ""
-    frame_start: int = 1  # 1-based, inclusive (as in VideoRecord)
-    frame_end: int = -1
-    bbox: tuple[int, int, int, int] | None = None
-
-
-@dataclass
-class VideoResult:
-    id: str
-    frames: int = 0
-    detected: dict[str, int] = field(default_factory=dict)
-    error: str | None = None
-    seconds: float = 0.0
-
-
-# --------------------------------------------------------------------------- mediapipe
-
-
-def require_mediapipe() -> str:
-    """The installed mediapipe version (ExtractError when it cannot be imported)."""
-    try:
-        import mediapipe
-        from mediapipe.python.solutions import holistic  # noqa: F401
-    except ImportError as exc:
-        raise ExtractError(
-            f"mediapipe cannot be imported ({_first_line(exc)}); install it with "
-            f"pip install 'slr-tui[pose]' (mediapipe=={MEDIAPIPE_VERSION})"
-        ) from None
-    return str(getattr(mediapipe, "__version__", "unknown"))
-
-
-def mediapipe_dir() -> Path:
-    spec = importlib.util.find_spec("mediapipe")
-    if spec is None or not spec.origin:
-        raise ExtractError(
-            f"mediapipe is not installed; pip install 'slr-tui[pose]' (mediapipe=={MEDIAPIPE_VERSION})"
-        )
-    return Path(spec.origin).parent
-
-
-def ensure_pose_model(
-    complexity: int, model_file: str | Path | None = None, package_dir: Path | None = None
-) -> Path:
-    """Make sure Holistic's pose model for ``complexity`` is inside the mediapipe package,
-    copying ``model_file`` there when given; returns its path. Holistic would otherwise try
-    to download it at first use, which fails offline (ExtractError saying how to fix it)."""
-    if complexity not in POSE_MODELS:
-        raise ExtractError(f"model complexity must be 0, 1 or 2, not {complexity}")
-    name = POSE_MODELS[complexity]
-    target = (package_dir or mediapipe_dir()) / "modules" / "pose_landmark" / name
-    if model_file is None:
-        if target.is_file():
-            return target
-        raise ExtractError(
-            f"model complexity {complexity} needs {name}, which the mediapipe wheel does not ship "
-            f"(it downloads it at first use, which fails offline); get it from {MODEL_URL}{name} "
-            f"and pass --model-file PATH, or use --model-complexity 1 (shipped)"
-        )
-    src = Path(model_file).expanduser()
-    if not src.is_file():
-        raise ExtractError(f"--model-file {src}: no such file")
-    with open(src, "rb") as fh:
-        head = fh.read(8)
-    if head[4:8] != b"TFL3":
-        raise ExtractError(f"--model-file {src} is not a TFLite model (expected {name})")
-    if target.is_file() and _same_file(src, target):
-        return target
-    tmp: str | None = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=TMP_SUFFIX, dir=target.parent)
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
-            shutil.copyfileobj(inp, out)
-        os.replace(tmp, target)
-    except OSError as exc:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        raise ExtractError(
-            f"cannot copy {src} into the mediapipe package ({exc.strerror or exc}); "
-            f"copy it yourself: cp {src} {target}"
-        ) from None
-    return target
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    if a.stat().st_size != b.stat().st_size:
-        return False
-    return a.read_bytes() == b.read_bytes()
-
-
-@contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    """Silence file descriptor 2: MediaPipe's C++ logs warnings there when a graph starts."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-# --------------------------------------------------------------------------- one video
-
-
-def _points(lms: Any, vis: bool) -> np.ndarray | None:
-    if lms is None:
-        return None
-    if vis:
-        return np.array([(p.x, p.y, p.z, p.visibility) for p in lms.landmark], np.float32)
-    return np.array([(p.x, p.y, p.z) for p in lms.landmark], np.float32)
-
-
-def prepare_frame(
-    frame: np.ndarray, bbox: tuple[int, int, int, int] | None, max_size: int | None
-) -> np.ndarray:
-    """Crop an RGB frame to ``bbox`` (clamped; ignored when degenerate), then shrink it so
-    its long side is at most ``max_size``."""
-    if bbox is not None:
-        h, w = frame.shape[:2]
-        x0, y0 = max(int(bbox[0]), 0), max(int(bbox[1]), 0)
-        x1, y1 = min(int(bbox[2]), w), min(int(bbox[3]), h)
-        if x1 - x0 >= 2 and y1 - y0 >= 2:
-            frame = frame[y0:y1, x0:x1]
-    h, w = frame.shape[:2]
-    if max_size and max(h, w) > max_size:
-        import cv2
-
-        scale = max_size / max(h, w)
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-    frame = np.ascontiguousarray(frame)
-    frame.flags.writeable = False  # MediaPipe then reads it in place
-    return frame
-
-
-def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write an npz atomically: a temp file in the same folder, then a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-class Extractor:
-    """One Holistic (made at the first video, restarted for each next one)."""
-
-    def __init__(self, settings: ExtractSettings):
-        self.settings = settings
-        self._holistic: Any = None
-        self._used = False
-
-    def _start(self) -> Any:
-        s = self.settings
-        with _quiet_stderr():
-            if self._holistic is None:
-                from mediapipe.python.solutions import holistic
-
-                self._holistic = holistic.Holistic(
-                    static_image_mode=False,
-                    model_complexity=s.model_complexity,
-                    smooth_landmarks=True,
-                    refine_face_landmarks=False,
-                    min_detection_confidence=s.min_detection_confidence,
-                    min_tracking_confidence=s.min_tracking_confidence,
-                )
-            elif self._used:
-                self._holistic.reset()  # no tracking or smoothing across videos
-        self._used = True
-        return self._holistic
-
-    def close(self) -> None:
-        if self._holistic is not None:
-            self._holistic.close()
-            self._holistic = None
-
-    def landmarks(self, job: Job) -> tuple[dict[str, np.ndarray], VideoResult]:
-        """The arrays of one video (raises on a video that cannot be decoded)."""
-        from engine.data.video import open_video, segment
-
-        s = self.settings
-        vr = open_video(job.path)
-        start, end = segment(job.frame_start, job.frame_end, len(vr))
-        idx = np.arange(start, end, s.stride, dtype=np.int64)
-        t = len(idx)
-        arrays = {p: np.full((t, *SHAPES[p]), np.nan, np.float32) for p in SHAPES}
-        arrays["face"] = np.full((t, s.face_points, 3), np.nan, np.float32)
-        face_idx = None if s.face_indices is None else np.asarray(s.face_indices)
-        holistic = self._start()
-        for a in range(0, t, CHUNK):
-            frames = vr.get_batch(idx[a : a + CHUNK].tolist()).asnumpy()
-            for k, frame in enumerate(frames):
-                img = prepare_frame(frame, job.bbox if s.crop_bbox else None, s.max_size)
-                if a + k == 0:
-                    with _quiet_stderr():
-                        res = holistic.process(img)
-                else:
-                    res = holistic.process(img)
-                found = {
-                    "pose": _points(res.pose_landmarks, True),
-                    "left_hand": _points(res.left_hand_landmarks, False),
-                    "right_hand": _points(res.right_hand_landmarks, False),
-                    "face": _points(res.face_landmarks, False),
-                }
-                for part, pts in found.items():
-                    if pts is None:
-                        continue
-                    if part == "face" and face_idx is not None:
-                        pts = pts[face_idx]
-                    arrays[part][a + k] = pts
-        arrays["fps"] = np.float32(vr.get_avg_fps())
-        arrays["frame_indices"] = idx
-        detected = {p: int(np.isfinite(arrays[p]).any(axis=(1, 2)).sum()) for p in PARTS}
-        return arrays, VideoResult(job.id, frames=t, detected=detected)
-
-    def run(self, job: Job) -> VideoResult:
-        """Extract one video and write its npz; failures come back as ``error``."""
-        t0 = time.perf_counter()
-        try:
-            arrays, result = self.landmarks(job)
-            if result.frames == 0:
-                raise ValueError("no frames in the segment")
-            write_npz(Path(job.out), arrays)
-        except Exception as exc:  # noqa: BLE001 - one bad video never stops the others
-            return VideoResult(job.id, error=_first_line(exc), seconds=time.perf_counter() - t0)
-        result.seconds = time.perf_counter() - t0
-        return result
-
-
-_WORKER: Extractor | None = None
-
-
-def _init_worker(settings: ExtractSettings) -> None:
-    global _WORKER
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
-    with contextlib.suppress(Exception):
-        import cv2
-
-        cv2.setNumThreads(1)
-    _WORKER = Extractor(settings)
-
-
-def _work(job: Job) -> VideoResult:
-    assert _WORKER is not None
-    return _WORKER.run(job)
+Plan = Callable[[dict[str, int]], None]
 
 
 # --------------------------------------------------------------------------- selection
@@ -535,8 +242,12 @@ def write_manifest(out: Path, jobs: Sequence[Job], frames: dict[str, int]) -> in
         if j.id in frames:
             w.writerow([j.id, j.label, j.split, j.signer, frames[j.id]])
             n += 1
-    atomic_write_text(out / "manifest.csv", buf.getvalue())
+    _write_text(out / "manifest.csv", buf.getvalue())
     return n
+
+
+def _write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda fh: fh.write(text.encode()))
 
 
 # --------------------------------------------------------------------------- the dataset
@@ -613,12 +324,17 @@ def extract(
     limit: int | None = None,
     model_file: str | Path | None = None,
     on_probe: ProbeProgress | None = None,
+    on_plan: Plan | None = None,
     on_progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Extract the landmarks of ``cfg``'s videos into the cache ``out`` (see the module
-    docstring); returns a summary. ``limit`` caps the videos extracted in this run.
-    Raises ExtractError / DataError (one line) before any work when it cannot run; Ctrl-C
-    stops it with a valid cache (``summary["interrupted"]``)."""
+    docstring) and return a summary: counts, frames, frames/s, detection rate per part,
+    failures with reasons. ``limit`` caps the videos extracted in this run.
+
+    ``on_probe(done, total)`` follows the probing of the videos, ``on_plan(counts)`` gets
+    what will be done, ``on_progress(videos done, total, frames done, frames/s)`` follows
+    the work (first with 0 done). Raises ExtractError / DataError (one line) before any
+    work when it cannot run; Ctrl-C stops it with a valid cache (``"interrupted"``)."""
     settings = settings or ExtractSettings(crop_bbox=cfg.data.crop_bbox)
     _check_args(settings, workers, max_glosses, samples_per_gloss, limit)
     out = Path(out).expanduser()
@@ -629,6 +345,7 @@ def extract(
     if out.resolve() == root.resolve():
         raise ExtractError(f"--out {out} is the dataset folder itself; give another folder")
 
+    from engine.data.video import segment
     from engine.data.video_records import resolve
 
     res = resolve(records, root, on_probe)
@@ -648,8 +365,7 @@ def extract(
                 names[r.label],
                 r.split,
                 signers.get(r.id, ""),
-                r.frame_start,
-                r.frame_end,
+                *segment(r.frame_start, r.frame_end, res.probes[r.path].frames),
                 r.bbox,
             )
         )
@@ -688,23 +404,39 @@ def extract(
 
         def save() -> int:
             stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            (out / "classes.txt").write_text("\n".join(class_names) + "\n")
+            _write_text(out / "classes.txt", "\n".join(class_names) + "\n")
             n = write_manifest(out, jobs, done)
             text = json.dumps({**meta, "samples": n, "updated": stamp}, indent=2) + "\n"
-            atomic_write_text(out / "dataset.json", text)
+            _write_text(out / "dataset.json", text)
             return n
 
         save()
+        if on_plan:
+            on_plan(
+                {
+                    "listed": len(records),
+                    "missing": len(res.missing),
+                    "unreadable": len(res.unreadable),
+                    "selected": len(jobs),
+                    "classes": len(class_names),
+                    "skipped": skipped,
+                    "todo": len(todo),
+                    "workers": min(workers, max(len(todo), 1)),
+                }
+            )
+        if on_progress:
+            on_progress(0, len(todo), 0, 0.0)
         results: list[VideoResult] = []
         interrupted = False
         t0 = last = time.perf_counter()
-        running = _run(todo, settings, workers)
+        frames_done = 0
+        running = _run(todo, settings, workers, out / LOG)
         try:
             for r in running:
                 results.append(r)
                 if r.error is None:
                     done[r.id] = r.frames
-                frames_done = sum(x.frames for x in results)
+                frames_done += r.frames
                 now = time.perf_counter()
                 if on_progress:
                     rate = frames_done / max(now - t0, 1e-9)
@@ -747,44 +479,89 @@ def extract(
         "failures": failures,
         "manifest_rows": rows,
         "temp_files_removed": cleaned,
-        "workers": workers,
+        "workers": min(workers, max(len(todo), 1)),
         "interrupted": interrupted,
     }
 
 
-def _run(todo: list[Job], settings: ExtractSettings, workers: int) -> Iterator[VideoResult]:
-    """Results as videos finish: in this process for one worker, else a spawn pool."""
+def _run(
+    todo: list[Job], settings: ExtractSettings, workers: int, log: Path
+) -> Iterator[VideoResult]:
+    """Results as videos finish: in this process for one worker, else worker processes."""
     if not todo:
         return
-    workers = min(workers, len(todo))
-    if workers == 1:
+    if min(workers, len(todo)) == 1:
         ex = Extractor(settings)
         try:
             for job in todo:
-                yield ex.run(job)
+                with stderr_to(log):
+                    result = ex.run(job)
+                yield result
         finally:
             ex.close()
         return
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(settings,)) as pool:
-        yield from pool.imap_unordered(_work, todo, chunksize=1)
-        pool.close()
-        pool.join()
+    queue = list(reversed(todo))
+    while queue:
+        lived = 0
+        for r in _pool(queue, settings, min(workers, len(queue)), log):
+            lived += r.error != DIED
+            yield r
+        if queue and not lived:
+            raise ExtractError(
+                f"the worker processes died before finishing any video (see {log}); try --workers 1"
+            )
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    line = lines[0] if lines else type(exc).__name__
-    if line.startswith("Error reading"):  # decord's whole message
-        return "decord cannot decode it (not a video, truncated or an unsupported codec)"
-    return line[:200]
+def _pool(
+    queue: list[Job], settings: ExtractSettings, workers: int, log: Path
+) -> Iterator[VideoResult]:
+    """Run jobs popped from ``queue`` on ``workers`` spawned processes, one video in flight
+    per worker. A worker that dies (a crash in MediaPipe, the OOM killer) fails the videos
+    in flight and ends this pool; the caller starts another for the rest. (A
+    multiprocessing.Pool would wait for the lost videos forever.)"""
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=init_worker,
+        initargs=(settings, str(log)),
+    )
+    running: dict[Any, Job] = {}
+    clean = False
+    try:
+        while queue or running:
+            while queue and len(running) < workers:
+                job = queue.pop()
+                running[pool.submit(work, job)] = job
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            broken = False
+            for fut in finished:
+                job = running.pop(fut)
+                try:
+                    yield fut.result()
+                except BrokenProcessPool:
+                    broken = True
+                    yield VideoResult(job.id, error=DIED)
+            if broken:
+                for job in running.values():
+                    yield VideoResult(job.id, error=DIED)
+                running.clear()
+                return
+        clean = True
+    finally:
+        if not clean:  # Ctrl-C or a dead worker: stop the others now
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                with contextlib.suppress(Exception):
+                    proc.terminate()
+        pool.shutdown(wait=clean, cancel_futures=True)
 
 
 __all__ = [
     "DataError",
     "ExtractError",
     "ExtractSettings",
-    "Extractor",
     "cached_frames",
     "ensure_pose_model",
     "extract",

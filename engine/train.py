@@ -681,6 +681,7 @@ class Trainer:
                 epoch=self.epoch,
                 step=self.global_step,
                 best_metric=self.best,
+                best_val_acc=max(self.rec.meta.get("best_val_acc") or 0.0, row["val_acc"]),
                 best_epoch=self.best_epoch,
                 last_metrics={k: _plain(v) for k, v in row.items()},
             )

@@ -83,8 +83,17 @@ class SlrApp(App):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="warm-up")
     def warm_up(self) -> None:
-        """Import numpy/scikit-learn (engine.evaluate, ~1 s) off the UI thread once, so the
-        thresholds and evaluation views open at once later. Never torch."""
+        """Import numpy/scikit-learn (engine.evaluate, ~1 s) and build one small plot off the
+        UI thread once, so the first live, thresholds and evaluation views open at once."""
+        from textual_plotext.plot import Plot
+
+        from slr_tui.widgets._series import downsample
+
+        plot = Plot()
+        xs, ys = downsample(list(range(500)), [float(i % 7) for i in range(500)], 50)
+        plot.plot(list(xs), list(ys), marker="braille")
+        plot.plotsize(40, 10)
+        plot.build()
         import engine.evaluate  # noqa: F401
 
     def track(self, proc: subprocess.Popen) -> None:

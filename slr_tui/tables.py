@@ -81,7 +81,9 @@ def runs_table(items: list[runs.RunInfo]) -> Table:
         )
     for r in items:
         epoch = f"{r.epoch}/{r.max_epochs}" if r.max_epochs else str(r.epoch)
-        best = r.best_metric if r.meta.get("monitor", "val_acc") == "val_acc" else None
+        best = r.meta.get("best_val_acc")
+        if best is None and r.meta.get("monitor", "val_acc") == "val_acc":
+            best = r.best_metric
         t.add_row(
             r.id,
             status_text(r.status),

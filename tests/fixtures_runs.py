@@ -7,9 +7,13 @@ this process's pid (alive while the test runs); a ``lost`` one a pid that cannot
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import shutil
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +232,15 @@ def _write_system(path: Path, kind: str, t0: float) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
+STANDARD = (
+    "20250101-090000-demo",
+    "20250102-090000-demo",
+    "20250103-090000-wlasl100-conservative",
+    "20250104-090000-demo",
+    "20250105-090000-demo",
+)
+
+
 def build_runs(root: Path) -> dict[str, Path]:
     """The standard set: two finished demo runs (different lr), a failed WLASL run, a
     running run (this process) with a hot GPU, and a lost run."""
@@ -285,3 +298,61 @@ def write_big_metrics(path: Path, lines: int = 100_000, epochs: int = 100) -> No
     with open(path, "w") as f:
         for r in rows[:lines]:
             f.write(json.dumps(r) + "\n")
+
+
+# --------------------------------------------------------------------------- app helpers
+
+
+@contextlib.contextmanager
+def fixed_runs(
+    tmp_path: Path, monkeypatch: Any, template: Path | None = None
+) -> Iterator[dict[str, Path]]:
+    """:func:`build_runs` under ``tmp_path/runs`` (a copy of ``template``, a runs folder
+    :func:`build_runs` made, when given) with the working directory at ``tmp_path`` (the app
+    is given relative paths), settings in ``./config.yaml`` and local time UTC."""
+    old_tz = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SLR_CONFIG", str(tmp_path / "config.yaml"))
+    try:
+        if template is not None:
+            shutil.copytree(template, tmp_path / "runs")
+            names = dict(zip(("a", "b", "failed", "running", "lost"), STANDARD, strict=True))
+            yield {k: tmp_path / "runs" / v for k, v in names.items()}
+        else:
+            yield build_runs(tmp_path / "runs")
+    finally:
+        if old_tz is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = old_tz
+        time.tzset()
+
+
+def make_app(**kw: Any):
+    """The app on ``./runs`` with ``./config.yaml`` (relative: screens show stable paths),
+    a frozen clock and no NVML (the GPU panel falls back to system.jsonl)."""
+    from slr_tui.app import SlrApp
+
+    kw.setdefault("clock", lambda: NOW)
+    kw.setdefault("gpu_reader", lambda: "no NVIDIA GPU/driver: (tests)")
+    kw.setdefault("settings_path", "config.yaml")
+    return SlrApp("runs", **kw)
+
+
+async def until(pilot: Any, cond: Any, timeout: float = 10.0, what: str = "") -> None:
+    """Let the app run until ``cond()`` holds (or fail after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or cond}")
+        await pilot.pause(0.02)
+
+
+async def to_row(pilot: Any, key: str) -> None:
+    """Put the runs table's cursor on run ``key`` (once the list shows it)."""
+    table = pilot.app.screen.table
+    await until(pilot, lambda: key in table.shown_keys, what=f"run {key} listed")
+    table.select_key(key)
+    await pilot.pause()

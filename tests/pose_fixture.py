@@ -11,7 +11,9 @@ import numpy as np
 from tests.wlasl_fixture import write_video
 
 
-def astronaut_frames(frames: int, width: int = 256, height: int = 256, phase: float = 0.0) -> np.ndarray:
+def astronaut_frames(
+    frames: int, width: int = 256, height: int = 256, phase: float = 0.0
+) -> np.ndarray:
     """(frames, height, width, 3) uint8 RGB: the photograph drifting and zooming gently."""
     import cv2
     from skimage import data

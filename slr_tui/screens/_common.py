@@ -11,7 +11,15 @@ from rich.text import Text
 from engine import runs
 from slr_tui.tables import STATUS_STYLE, fmt
 
-__all__ = ["STATUS_STYLE", "fmt", "run_duration", "run_row", "short_when", "status_text"]
+__all__ = [
+    "STATUS_STYLE",
+    "fmt",
+    "on_top",
+    "run_duration",
+    "run_row",
+    "short_when",
+    "status_text",
+]
 
 
 def status_text(status: str) -> Text:
@@ -67,6 +75,17 @@ def epoch_text(epoch: int | None, max_epochs: int | None) -> str:
 
 def ellipsize(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def on_top(screen: Any) -> bool:
+    """The screen is the top one, or only a modal dialog covers it (Textual's is_current
+    is also true for the screen right below the top one)."""
+    stack = screen.app.screen_stack
+    if not stack:
+        return False
+    if stack[-1] is screen:
+        return True
+    return len(stack) >= 2 and stack[-2] is screen and stack[-1].is_modal
 
 
 def is_run_dir(path: Path) -> bool:

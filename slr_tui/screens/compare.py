@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Footer, Select, Static
 from engine import runs
 from engine.runs import JsonlTail, format_duration
 from slr_tui import tables
+from slr_tui.screens._common import on_top
 from slr_tui.widgets._series import CURVES, RunSeries
 from slr_tui.widgets.metric_plot import PALETTE, Curve, MetricPlot
 
@@ -78,7 +79,7 @@ class CompareScreen(Screen):
                 yield DataTable(id="summary-table", zebra_stripes=True, cursor_type="row")
             with Vertical(id="diff-box"):
                 yield DataTable(id="diff-table", zebra_stripes=True, cursor_type="row")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#summary-box").border_title = "summary (best of each row: green *)"
@@ -118,12 +119,12 @@ class CompareScreen(Screen):
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
-        if any(st in runs.ACTIVE for st in d["statuses"]) and self.is_current:
+        if any(st in runs.ACTIVE for st in d["statuses"]) and on_top(self):
             self._timer = self.set_timer(POLL_S, self._tick)
 
     def _tick(self) -> None:
         self._timer = None
-        if self.is_current:
+        if on_top(self):
             self.load()
 
     def on_screen_resume(self) -> None:

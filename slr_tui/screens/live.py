@@ -9,6 +9,7 @@ screen is on top.
 from __future__ import annotations
 
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from engine import runs
 from engine.runs import JsonlTail, format_duration
-from slr_tui.screens._common import epoch_text, fmt, status_text
+from slr_tui.screens._common import epoch_text, fmt, on_top, status_text
 from slr_tui.widgets._series import RunSeries, read_initial
 from slr_tui.widgets.gpu_panel import GpuPanel
 from slr_tui.widgets.log_tail import LogTail, TextTail
@@ -30,6 +31,7 @@ from slr_tui.widgets.metric_plot import Curve, MetricPlot
 from slr_tui.widgets.sortable_table import Col, SortableTable
 
 NVML_EVERY_S = 1.0
+LOG_LINES = 1000
 SYSTEM_TAIL_BYTES = 256 * 1024
 
 
@@ -41,19 +43,27 @@ def _f4(v: Any) -> str:
     return fmt(v, 4)
 
 
-EPOCH_COLS = [
-    Col("epoch_s", "epoch", right=True, sortable=False),
-    Col("train_loss", "train loss", _f4, right=True, sortable=False),
-    Col("val_loss", "val loss", _f4, right=True, sortable=False),
-    Col("val_acc", "val acc", _f4, right=True, sortable=False),
-    Col("val_top5", "top-5", _f4, right=True, sortable=False),
-    Col("lr", "lr", lambda v: "-" if v is None else f"{v:.2e}", right=True, sortable=False),
+EPOCH_COLS = [  # fixed widths: the table grows while it is shown
+    Col("epoch_s", "epoch", right=True, sortable=False, width=6),
+    Col("train_loss", "train loss", _f4, right=True, sortable=False, width=10),
+    Col("val_loss", "val loss", _f4, right=True, sortable=False, width=8),
+    Col("val_acc", "val acc", _f4, right=True, sortable=False, width=7),
+    Col("val_top5", "top-5", _f4, right=True, sortable=False, width=6),
+    Col(
+        "lr",
+        "lr",
+        lambda v: "-" if v is None else f"{v:.2e}",
+        right=True,
+        sortable=False,
+        width=8,
+    ),
     Col(
         "epoch_time_s",
         "time",
         lambda v: "-" if v is None else f"{v:.1f}s",
         right=True,
         sortable=False,
+        width=7,
     ),
 ]
 
@@ -141,6 +151,7 @@ class LiveRunScreen(Screen):
         self._system_tail = tail_from_end(self.path / runs.SYSTEM, SYSTEM_TAIL_BYTES)
         self._log_tail = TextTail(self.path / runs.LOG)
         self._last_sys: dict[str, Any] | None = None
+        self.log_lines: deque[str] = deque(maxlen=LOG_LINES)
 
     # ------------------------------------------------------------------ layout
 
@@ -161,27 +172,14 @@ class LiveRunScreen(Screen):
         with TabbedContent(id="live-tabs", initial="epochs"):
             with TabPane("epochs", id="epochs"):
                 yield SortableTable(EPOCH_COLS, row_key="epoch", id="epoch-table")
-            with TabPane("log", id="log"):
-                yield LogTail(id="log-tail")
-            with TabPane("per-class", id="per-class"):
-                yield Static(
-                    "no evaluation yet (eval/ is written when the run finishes)",
-                    id="per-class-note",
-                    classes="note",
-                )
-                yield SortableTable(
-                    PER_CLASS_COLS, row_key="class", sort_by="accuracy", id="per-class-table"
-                )
-            with TabPane("confused", id="confused"):
-                yield Static("no evaluation yet", id="confused-note", classes="note")
-                yield SortableTable(
-                    CONFUSED_COLS,
-                    row_key="pair",
-                    sort_by="count",
-                    reverse=True,
-                    id="confused-table",
-                )
-        yield Footer()
+            # the other panes are filled when first shown (a cheaper screen to open)
+            yield TabPane("log", id="log")
+            yield TabPane("per-class", id="per-class")
+            yield TabPane("confused", id="confused")
+        yield Footer(compact=True)
+
+    def on_resize(self) -> None:
+        self._render_status()
 
     def on_mount(self) -> None:
         self.query_one("#gpu-box").border_title = "GPU"
@@ -325,12 +323,12 @@ class LiveRunScreen(Screen):
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
-        if (self.status in runs.ACTIVE or final) and self.is_current:
+        if (self.status in runs.ACTIVE or final) and on_top(self):
             self._timer = self.set_timer(self.app.live_poll_s, self._tick)
 
     def _tick(self) -> None:
         self._timer = None
-        if self.is_current and not self._polling:
+        if on_top(self) and not self._polling:
             self._polling = True
             self.poll()
 
@@ -347,7 +345,9 @@ class LiveRunScreen(Screen):
 
     def _apply_side(self, d: dict[str, Any]) -> None:
         if d.get("log"):
-            self.query_one(LogTail).add_lines(d["log"])
+            self.log_lines.extend(d["log"])
+            if self.query("#log-tail"):
+                self.query_one(LogTail).add_lines(d["log"])
         panel = self.query_one(GpuPanel)
         nvml = d.get("nvml")
         sys_row = d.get("sys")
@@ -414,22 +414,27 @@ class LiveRunScreen(Screen):
             parts.append(f"{label} {format_duration(max(0.0, end - start))}")
         if st in runs.ACTIVE:
             parts.append(f"ETA {self._eta(step, total, ep, max_ep)}")
-        mon = m.get("monitor", "val_acc")
-        if m.get("best_metric") is not None:
-            parts.append(f"best {mon} {fmt(m['best_metric'])} (epoch {m.get('best_epoch', '-')})")
-        text = line1 + "  " + "  ".join(parts)
-        ident = [
-            m.get("id") or self.path.name,
-            m.get("preset") or "",
-            m.get("dataset") or "",
-            self.model,
-        ]
+        rid = m.get("id") or self.path.name
+        preset = m.get("preset") or ""
+        ident = [rid, "" if preset and rid.endswith(preset) else preset, m.get("dataset") or ""]
+        ident.append(self.model)
         dev = m.get("device")
         if dev:
-            ident.append(f"{dev} x{m.get('world_size', 1)}")
+            world = m.get("world_size") or 1
+            ident.append(f"{dev} x{world}" if world > 1 else str(dev))
         if m.get("stop_reason"):
             ident.append(f"stop: {m['stop_reason']}")
-        text.append("\n" + "  ·  ".join(x for x in ident if x), style="dim")
+        best = None
+        if m.get("best_metric") is not None:
+            mon = m.get("monitor", "val_acc")
+            best = f"best {mon} {fmt(m['best_metric'])} (epoch {m.get('best_epoch', '-')})"
+        width = self.size.width or 120
+        if best and len(st) + 4 + len("  ".join([*parts, best])) <= width:
+            parts.append(best)  # room on the first line
+        elif best:
+            ident.append(best.replace("(epoch ", "(ep "))
+        text = line1 + "  " + "  ".join(parts)
+        text.append("\n" + " · ".join(x for x in ident if x), style="dim")
         if st == "failed" and m.get("error"):
             text.append(f"\nerror: {m['error']}", style="bold red")
         elif st == "stopped":
@@ -452,25 +457,69 @@ class LiveRunScreen(Screen):
             return "~" + format_duration(max(0, max_ep - ep) * last["epoch_time_s"])
         return "-"
 
+    def _pane_ready(self, name: str) -> bool:
+        """Mount a pane's widgets the first time it is shown; True once they exist."""
+        pane = self.query_one(f"#{name}", TabPane)
+        if pane.children:
+            return True
+        if self.query_one(TabbedContent).active != name:
+            return False
+        if name == "log":
+            log = LogTail(id="log-tail")
+            pane.mount(log)
+            log.add_lines(list(self.log_lines))
+        elif name == "per-class":
+            pane.mount(
+                Static(
+                    "no evaluation yet (eval/ is written when the run finishes)",
+                    id="per-class-note",
+                    classes="note",
+                ),
+                SortableTable(
+                    PER_CLASS_COLS, row_key="class", sort_by="accuracy", id="per-class-table"
+                ),
+            )
+            if self.eval_loaded:
+                self._show_eval()
+        elif name == "confused":
+            pane.mount(
+                Static("no evaluation yet", id="confused-note", classes="note"),
+                SortableTable(
+                    CONFUSED_COLS,
+                    row_key="pair",
+                    sort_by="count",
+                    reverse=True,
+                    id="confused-table",
+                ),
+            )
+            if self.eval_loaded:
+                self._show_eval()
+        return False
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id:
+            self._pane_ready(event.pane.id)
+
     def _show_eval(self) -> None:
         split = self.split
         per_class = self.eval.get("per_class", {}).get(split, [])
         confused = self.eval.get("confused", {}).get(split, [])
-        pc_table = self.query_one("#per-class-table", SortableTable)
-        pc_table.set_rows(per_class)
-        n_bad = sum(1 for r in per_class if (r.get("accuracy") or 0) < 1.0)
-        self.query_one("#per-class-note", Static).update(
-            f"[b]{split}[/b]: {len(per_class)} classes, {n_bad} below 100%; worst first "
-            "(click a header or press o to sort; v switches val/test)"
-        )
-        self.query_one("#confused-table", SortableTable).set_rows(confused)
-        self.query_one("#confused-note", Static).update(
-            f"[b]{split}[/b]: most confused class pairs"
-            + ("" if confused else ": none (every prediction was right)")
-        )
         tabs = self.query_one(TabbedContent)
         tabs.get_tab("per-class").label = f"per-class ({split})"
         tabs.get_tab("confused").label = f"confused ({split})"
+        if self.query("#per-class-table"):
+            self.query_one("#per-class-table", SortableTable).set_rows(per_class)
+            n_bad = sum(1 for r in per_class if (r.get("accuracy") or 0) < 1.0)
+            self.query_one("#per-class-note", Static).update(
+                f"[b]{split}[/b]: {len(per_class)} classes, {n_bad} below 100%; worst first "
+                "(click a header or press o to sort; v switches val/test)"
+            )
+        if self.query("#confused-table"):
+            self.query_one("#confused-table", SortableTable).set_rows(confused)
+            self.query_one("#confused-note", Static).update(
+                f"[b]{split}[/b]: most confused class pairs"
+                + ("" if confused else ": none (every prediction was right)")
+            )
 
     # ------------------------------------------------------------------ actions
 

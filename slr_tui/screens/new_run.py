@@ -145,7 +145,7 @@ class NewRunScreen(Screen):
         with Horizontal(id="nr-actions"):
             yield Button("Launch (ctrl+l)", id="launch", variant="success", compact=True)
             yield Static("", id="nr-error")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#nr-datasets").border_title = "1 dataset"

@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from engine import runs
-from slr_tui.screens._common import run_row
+from slr_tui.screens._common import on_top, run_row
 from slr_tui.widgets.runs_table import RunsTable
 
 
@@ -56,7 +56,7 @@ class RunsScreen(Screen):
         )
         yield RunsTable(id="runs-table")
         yield Static("", id="runs-empty")
-        yield Footer()
+        yield Footer(compact=True)
 
     @property
     def table(self) -> RunsTable:
@@ -75,6 +75,11 @@ class RunsScreen(Screen):
     def on_screen_resume(self) -> None:
         if self.scans:  # back on top: refresh now, then on the usual beat
             self.poll()
+
+    def on_screen_suspend(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="runs-poll")
     def poll(self) -> None:
@@ -99,12 +104,12 @@ class RunsScreen(Screen):
         self._update_title(msg.error, msg.rows)
         if self._timer is not None:
             self._timer.stop()
-        if self.is_current:
+        if on_top(self):
             self._timer = self.set_timer(self.app.runs_poll_s, self._tick)
 
     def _tick(self) -> None:
         self._timer = None
-        if self.is_current and not self._polling:
+        if on_top(self) and not self._polling:
             self.poll()
 
     def _update_title(self, error: str | None, rows: list[dict[str, Any]]) -> None:

@@ -91,7 +91,7 @@ class SettingsScreen(Screen):
                 yield Button("Save (ctrl+s)", id="save", variant="success", compact=True)
                 yield Button("Cancel (esc)", id="cancel", compact=True)
             yield Static("", id="set-error")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#set-general").border_title = "general"

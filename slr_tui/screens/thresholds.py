@@ -34,14 +34,14 @@ def _f3(v: Any) -> str:
 
 def sweep_cols(task: str) -> list[Col]:
     cols = [
-        Col("threshold", "threshold", lambda v: f"{v:.2f}", right=True, sortable=False),
-        Col("precision", "precision", _f3, right=True, sortable=False),
-        Col("recall", "recall", _f3, right=True, sortable=False),
-        Col("f1", "F1", _f3, right=True, sortable=False),
-        Col("accuracy", "accuracy", _f3, right=True, sortable=False),
+        Col("threshold", "threshold", lambda v: f"{v:.2f}", right=True, sortable=False, width=9),
+        Col("precision", "precision", _f3, right=True, sortable=False, width=9),
+        Col("recall", "recall", _f3, right=True, sortable=False, width=6),
+        Col("f1", "F1", _f3, right=True, sortable=False, width=5),
+        Col("accuracy", "accuracy", _f3, right=True, sortable=False, width=8),
     ]
     if task != "binary":
-        cols.append(Col("coverage", "coverage", _f3, right=True, sortable=False))
+        cols.append(Col("coverage", "coverage", _f3, right=True, sortable=False, width=8))
     return cols
 
 
@@ -123,7 +123,7 @@ class ThresholdsScreen(Screen):
                     id="thr-plot",
                 )
                 yield Static("", id="thr-figures")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#thr-title", Static).update(

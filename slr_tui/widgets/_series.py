@@ -157,7 +157,31 @@ def downsample(
     return [*xo.tolist(), float(x[-1])], [*yo.tolist(), float(y[-1])]
 
 
-_STEP_MARKS = (b'"kind":"step"', b'"kind": "step"')
+# epoch and eval rows (compact orjson and json.dumps spacing): both kinds start with "e"
+_KEEP_MARKS = (b'"kind":"e', b'"kind": "e')
+
+
+def _line_starts(data: bytes, keep_steps: int, tail_lines: int) -> list[int]:
+    """Start offsets of the lines to parse in a long file: about ``keep_steps`` lines at
+    even byte intervals, every epoch/eval line, and the last ``tail_lines`` lines."""
+    starts: set[int] = set()
+    size = len(data)
+    stride = size / keep_steps
+    for i in range(keep_steps):
+        starts.add(data.rfind(b"\n", 0, int(i * stride)) + 1)
+    for mark in _KEEP_MARKS:
+        pos = data.find(mark)
+        while pos >= 0:
+            starts.add(data.rfind(b"\n", 0, pos) + 1)
+            pos = data.find(mark, pos + len(mark))
+    pos = size
+    for _ in range(tail_lines):
+        nl = data.rfind(b"\n", 0, pos)
+        starts.add(nl + 1)
+        if nl < 0:
+            break
+        pos = nl
+    return sorted(starts)
 
 
 def read_initial(
@@ -166,11 +190,11 @@ def read_initial(
     """The first read of a metrics.jsonl: ``(series, byte offset after the last whole line)``
     (hand the offset to a :class:`engine.runs.JsonlTail` for the reads that follow).
 
-    Epoch and eval rows are all parsed. A long file is mostly step rows, and a plot shows a
-    few thousand points at most, so beyond ``2 * keep_steps`` lines only every k-th step row
-    is parsed (about ``keep_steps`` of them) plus the last ``tail_lines`` lines in full: a
-    100,000-line file opens in a fraction of the time a full parse takes. A torn last line
-    is left for the tail, and a line that is not valid JSON is skipped, as JsonlTail does.
+    A long file is mostly step rows, and a plot shows a few thousand points at most, so
+    beyond ``2 * keep_steps`` lines only about ``keep_steps`` lines at even intervals, every
+    epoch and eval row, and the last ``tail_lines`` lines are parsed: a 100,000-line file
+    opens in a fraction of the time a full parse takes. A torn last line is left for the
+    tail; a line that is not valid JSON is skipped (as JsonlTail does).
     """
     series = RunSeries()
     try:
@@ -180,22 +204,19 @@ def read_initial(
     end = data.rfind(b"\n")
     if end < 0:
         return series, 0
-    lines = data[:end].split(b"\n")
-    n = len(lines)
-    stride = max(1, n // keep_steps) if n > 2 * keep_steps else 1
-    last_full = n - tail_lines
-    rows: list[dict[str, Any]] = []
-    skipped = 0
+    data = data[:end]
+    n = data.count(b"\n") + 1
     loads = orjson.loads
-    for i, line in enumerate(lines):
-        if (
-            stride > 1
-            and i < last_full
-            and i % stride
-            and (_STEP_MARKS[0] in line or _STEP_MARKS[1] in line)
-        ):
-            skipped += 1
-            continue
+    rows: list[dict[str, Any]] = []
+    if n > 2 * keep_steps:
+        starts = _line_starts(data, keep_steps, tail_lines)
+        lines = []
+        for st in starts:
+            stop = data.find(b"\n", st)
+            lines.append(data[st : stop if stop >= 0 else len(data)])
+    else:
+        lines = data.split(b"\n")
+    for line in lines:
         if not line.strip():
             continue
         try:
@@ -205,6 +226,6 @@ def read_initial(
         if isinstance(obj, dict):
             rows.append(obj)
     series.add_rows(rows)
-    series.lines += skipped
-    series.sampled_out = skipped
+    series.sampled_out = n - len(lines)
+    series.lines += series.sampled_out
     return series, end + 1

@@ -69,7 +69,7 @@ class RunsTable(SortableTable):
             if c.width is not None:
                 used += c.width + 2
                 continue
-            w = len(c.label) + (2 if c.key == self.sort_col else 0)
+            w = len(c.label) + (2 if c.key == self.sort_col else 0)  # as SortableTable does
             for r in self.rows_data:
                 w = max(w, len(_plain(c.fmt(r.get(c.key)))))
             used += w + 2

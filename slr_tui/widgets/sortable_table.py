@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
@@ -165,42 +166,57 @@ class SortableTable(DataTable):
             out.append(v)
         return out
 
+    def _widths(self, cells: list[list[Any]]) -> list[int]:
+        """Column widths from the header (and its sort arrow) and the cells: set
+        explicitly rather than left to DataTable's auto width, so they never lag behind."""
+        out = []
+        for i, c in enumerate(self.cols):
+            if c.width is not None:
+                out.append(c.width)
+                continue
+            w = cell_len(c.label) + (2 if c.key == self.sort_col else 0)  # the sort arrow
+            for row in cells:
+                v = row[i]
+                w = max(w, v.cell_len if isinstance(v, Text) else cell_len(str(v)))
+            out.append(w)
+        return out
+
     def _rebuild(self, force: bool = False) -> None:
+        rows = self._ordered()
+        keys = [str(r.get(self.row_key)) for r in rows]
+        cells = [self._cells(r) for r in rows]
+        widths = self._widths(cells)
         sig = tuple(
-            (c.key, c.label, c.width, c.key == self.sort_col, self.sort_reverse) for c in self.cols
+            (c.key, c.label, w, c.key == self.sort_col, self.sort_reverse)
+            for c, w in zip(self.cols, widths, strict=True)
         )
         if sig != self._col_sig:
             current = self.current_key()
             self.clear(columns=True)
-            for c in self.cols:
-                self.add_column(self._header(c), key=c.key, width=c.width)
+            for c, w in zip(self.cols, widths, strict=True):
+                self.add_column(self._header(c), key=c.key, width=w)
             self._col_sig = sig
             self._shown_keys, self._shown_cells = [], {}
-            self._fill(self._ordered(), current)
+            self._fill(keys, cells, current)
             return
-        rows = self._ordered()
-        keys = [str(r.get(self.row_key)) for r in rows]
         if keys != self._shown_keys or force:
-            self._fill(rows, self.current_key())
+            self._fill(keys, cells, self.current_key())
             return
-        for r, k in zip(rows, keys, strict=True):  # same rows, same order: update cells
-            cells = self._cells(r)
+        for k, row in zip(keys, cells, strict=True):  # same rows, same order: update cells
             old = self._shown_cells.get(k)
-            if old == cells:
+            if old == row:
                 continue
-            for c, v, o in zip(self.cols, cells, old or [None] * len(cells), strict=True):
+            for c, v, o in zip(self.cols, row, old or [None] * len(row), strict=True):
                 if v != o:
                     self.update_cell(k, c.key, v)
-            self._shown_cells[k] = cells
+            self._shown_cells[k] = row
 
-    def _fill(self, rows: list[dict[str, Any]], keep: str | None) -> None:
+    def _fill(self, keys: list[str], cells: list[list[Any]], keep: str | None) -> None:
         self.clear()
         self._shown_keys, self._shown_cells = [], {}
-        for r in rows:
-            k = str(r.get(self.row_key))
-            cells = self._cells(r)
-            self.add_row(*cells, key=k)
+        for k, row in zip(keys, cells, strict=True):
+            self.add_row(*row, key=k)
             self._shown_keys.append(k)
-            self._shown_cells[k] = cells
+            self._shown_cells[k] = row
         if keep is not None and keep in self._shown_keys:
             self.move_cursor(row=self._shown_keys.index(keep), animate=False)

@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint bench tui clean-venv help
+.PHONY: demo test lint bench pose tui clean-venv help
 
 help:
 	@echo "make demo   train the demo preset on the built-in synthetic dataset"
@@ -26,13 +26,24 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.torch-$(TORCH_VERSION)
 	$(PIP) install -e ".[dev]"
 	@touch $@
 
+# MediaPipe 0.10.21 (the last release that ships the Holistic models) declares numpy<2,
+# which would downgrade numpy under pandas 3; it runs fine on numpy 2, so it is installed
+# without its declared dependencies, plus the ones it really imports.
+MEDIAPIPE_VERSION ?= 0.10.21
+$(VENV)/.mediapipe-$(MEDIAPIPE_VERSION): $(VENV)/.installed
+	$(PIP) install --no-deps "mediapipe==$(MEDIAPIPE_VERSION)"
+	$(PIP) install absl-py attrs flatbuffers "protobuf>=4.25.3,<5" matplotlib sounddevice scikit-image
+	@touch $@
+
 demo: $(VENV)/.installed
 	$(BIN)/slr run --preset demo
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 
-test: $(VENV)/.installed
+pose: $(VENV)/.mediapipe-$(MEDIAPIPE_VERSION)
+
+test: $(VENV)/.installed $(VENV)/.mediapipe-$(MEDIAPIPE_VERSION)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

@@ -34,6 +34,8 @@ import csv
 import io
 import json
 import multiprocessing
+import signal
+import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
@@ -89,15 +91,17 @@ def select(
 ) -> tuple[list[VideoRecord], list[int]]:
     """The most frequent glosses and up to ``samples_per_gloss`` videos of each.
 
-    Glosses rank by their number of videos in ``records`` (ties: class order); the kept
-    class indices come back in their original order. A gloss with more videos than
+    Glosses rank by their number of videos in ``records`` (ties: class order; glosses
+    without videos are never picked); the kept class indices come back in their original
+    order. A gloss with more videos than
     ``samples_per_gloss`` keeps a share of each split in proportion to the split's size
     (largest remainders; each split it has keeps one when there is room), the first ones
     in record order. Deterministic."""
-    counts = np.bincount([r.label for r in records], minlength=num_classes)
+    labels = np.asarray([r.label for r in records], dtype=np.int64)
+    counts = np.bincount(labels, minlength=num_classes)
     classes = list(range(num_classes))
     if max_glosses is not None:
-        ranked = sorted(classes, key=lambda c: (-counts[c], c))
+        ranked = sorted((c for c in classes if counts[c]), key=lambda c: (-counts[c], c))
         classes = sorted(ranked[:max_glosses])
     keep = set(classes)
     rows = [r for r in records if r.label in keep]
@@ -349,6 +353,11 @@ def extract(
     from engine.data.video_records import resolve
 
     res = resolve(records, root, on_probe)
+    if not res.usable:
+        raise ExtractError(
+            f"{root}: no usable videos ({len(records)} listed, {len(res.missing)} missing, "
+            f"{len(res.unreadable)} unreadable); run 'slr data check' for details"
+        )
     chosen, classes = select(res.usable, len(names), max_glosses, samples_per_gloss)
     class_names = [names[c] for c in classes]
     jobs, seen = [], set()
@@ -447,8 +456,9 @@ def extract(
         except KeyboardInterrupt:
             interrupted = True
         finally:
-            running.close()  # stops the pool's workers
-            rows = save()
+            with _deferred_interrupts(raise_after=not interrupted):
+                running.close()  # stops the pool's workers
+                rows = save()
         seconds = time.perf_counter() - t0
 
     frames = sum(r.frames for r in results)
@@ -482,6 +492,23 @@ def extract(
         "workers": min(workers, max(len(todo), 1)),
         "interrupted": interrupted,
     }
+
+
+@contextlib.contextmanager
+def _deferred_interrupts(raise_after: bool = True) -> Iterator[None]:
+    """Ctrl-C waits while the cache is finalised (a second one would break it off), then
+    raises KeyboardInterrupt (unless ``raise_after`` is false: one is being handled)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    old = signal.signal(signal.SIGINT, lambda sig, frame: caught.append(sig))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+    if caught and raise_after:
+        raise KeyboardInterrupt
 
 
 def _run(

@@ -20,6 +20,7 @@ from engine import config as cfgmod
 from engine import runs
 from engine.config import ConfigError
 from slr_tui import launch, tables
+from slr_tui.extract_cmd import extract
 
 app = typer.Typer(
     name="slr",
@@ -30,6 +31,7 @@ app = typer.Typer(
 )
 presets_app = typer.Typer(help="List presets, or show one's effective config.")
 app.add_typer(presets_app, name="presets")
+app.command()(extract)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -322,8 +324,7 @@ def sweep(
         ),
     ] = 1,
 ) -> None:
-    """Grid search: each combination of --grid values is its own run, tagged with the sweep id;
-    prints a ranked table at the end. Exits non-zero if any run fails."""
+    """Grid search: every combination of --grid values as its own run, ranked at the end."""
     from rich.live import Live
     from rich.table import Table
 

@@ -29,6 +29,10 @@ def test_help_for_every_command():
         ["compare"],
         ["stop"],
         ["thresholds"],
+        ["sweep"],
+        ["predict"],
+        ["extract"],
+        ["data", "check"],
     ):
         res = invoke(*cmd, "--help")
         assert res.exit_code == 0, (cmd, res.output)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import math
 import os
@@ -230,8 +231,8 @@ def fmt_ms(xs: list[float]) -> str:
     xs = sorted(xs)
     p95 = xs[min(len(xs) - 1, int(round(0.95 * (len(xs) - 1))))]
     return (
-        f"median {statistics.median(xs) * 1000:6.0f} ms   p95 {p95 * 1000:6.0f} ms   "
-        f"max {xs[-1] * 1000:6.0f} ms   (n={len(xs)})"
+        f"min {xs[0] * 1000:4.0f}  median {statistics.median(xs) * 1000:4.0f}  "
+        f"p95 {p95 * 1000:4.0f}  max {xs[-1] * 1000:4.0f} ms  (n={len(xs)})"
     )
 
 
@@ -257,13 +258,16 @@ def main(argv: list[str] | None = None) -> int:
         JsonlTail(big / runs.METRICS).read_new()
         parse_s = time.perf_counter() - t
 
-        open_s = asyncio.run(bench_open(root, big, args.repeats))
-        line_s = asyncio.run(bench_new_line(root, live, args.appends))
-        # the live run is over: the idle measurement must not see it as running
+        # idle first, in a process not yet holding the other measurements' garbage; the
+        # live run must not count as running for it
         meta = runs.read_json(live / runs.RUN_JSON) or {}
-        meta.update(status="finished", ended_at=T0 + 1, pid=None)
-        runs.atomic_write_json(live / runs.RUN_JSON, meta)
+        runs.atomic_write_json(live / runs.RUN_JSON, {**meta, "status": "finished", "pid": None})
         idle = asyncio.run(bench_idle(root, big, args.idle_seconds))
+        runs.atomic_write_json(live / runs.RUN_JSON, meta)
+        gc.collect()
+        open_s = asyncio.run(bench_open(root, big, args.repeats))
+        gc.collect()
+        line_s = asyncio.run(bench_new_line(root, live, args.appends))
 
     result = {
         "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,

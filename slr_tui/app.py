@@ -50,6 +50,7 @@ class SlrApp(App):
         runs_poll_s: float = 2.0,
         live_poll_s: float = 0.25,
         read_only: bool = False,
+        detect_parents: tuple[str, ...] = settings_mod.DETECT_PARENTS,
     ) -> None:
         super().__init__()
         self.settings_path = Path(settings_path) if settings_path else settings_mod.settings_path()
@@ -68,6 +69,7 @@ class SlrApp(App):
         self.runs_poll_s = runs_poll_s
         self.live_poll_s = live_poll_s
         self.read_only = read_only
+        self.detect_parents = detect_parents  # where the new-run screen looks for datasets
         self.engines: list[subprocess.Popen] = []  # engines this app started (reaped)
 
     def on_mount(self) -> None:

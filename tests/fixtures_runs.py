@@ -95,9 +95,9 @@ def predictions(num_classes: int, n: int, seed: int, skill: float = 2.5) -> dict
     y = np.arange(n) % num_classes
     logits = rng.normal(0, 1.0, (n, num_classes))
     logits[np.arange(n), y] += skill
-    # a systematic confusion: class 2 often looks like class 3
-    two = np.where(y == 2)[0][::2]
-    logits[two, 3] += skill + 0.8
+    if num_classes > 3:  # a systematic confusion: class 2 often looks like class 3
+        two = np.where(y == 2)[0][::2]
+        logits[two, 3] += skill + 0.8
     p = np.exp(logits - logits.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)
     return {"ids": [f"s{i:04d}" for i in range(n)], "y_true": y, "probs": p}
@@ -332,12 +332,14 @@ def fixed_runs(
 
 def make_app(**kw: Any):
     """The app on ``./runs`` with ``./config.yaml`` (relative: screens show stable paths),
-    a frozen clock and no NVML (the GPU panel falls back to system.jsonl)."""
+    a frozen clock, no NVML (the GPU panel falls back to system.jsonl) and no dataset
+    detection."""
     from slr_tui.app import SlrApp
 
     kw.setdefault("clock", lambda: NOW)
     kw.setdefault("gpu_reader", lambda: "no NVIDIA GPU/driver: (tests)")
     kw.setdefault("settings_path", "config.yaml")
+    kw.setdefault("detect_parents", ())  # the machine's own datasets stay out of the tests
     return SlrApp("runs", **kw)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -48,7 +47,9 @@ def run_row(info: runs.RunInfo, now: float) -> dict[str, Any]:
     """One runs-list row (plain data, computed in a worker thread)."""
     m = info.meta
     status = info.status
-    best = info.best_metric if m.get("monitor", "val_acc") == "val_acc" else None
+    best = m.get("best_val_acc")  # recorded whatever the monitor (older runs: best_metric)
+    if best is None and m.get("monitor", "val_acc") == "val_acc":
+        best = info.best_metric
     return {
         "key": info.path.name,
         "id": info.id,
@@ -73,10 +74,6 @@ def epoch_text(epoch: int | None, max_epochs: int | None) -> str:
     return str(epoch or 0)
 
 
-def ellipsize(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
-
-
 def on_top(screen: Any) -> bool:
     """The screen is the top one, or only a modal dialog covers it (Textual's is_current
     is also true for the screen right below the top one)."""
@@ -86,7 +83,3 @@ def on_top(screen: Any) -> bool:
     if stack[-1] is screen:
         return True
     return len(stack) >= 2 and stack[-2] is screen and stack[-1].is_modal
-
-
-def is_run_dir(path: Path) -> bool:
-    return (path / runs.RUN_JSON).is_file() or (path / runs.CONFIG_JSON).is_file()

@@ -20,6 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
+from textual.worker import Worker, WorkerState
 
 from engine import runs
 from engine.runs import JsonlTail, format_duration
@@ -281,9 +282,10 @@ class LiveRunScreen(Screen):
         self.meta, self.status, self.model = d["meta"], d["status"], d["model"]
         self.series = d["series"]
         self.loaded = True
-        self._apply_side(d)
-        self._refresh_metrics(all_epochs=True)
-        self._render_status()
+        with self.app.batch_update():  # one repaint for all of it
+            self._apply_side(d)
+            self._refresh_metrics(all_epochs=True)
+            self._render_status()
         self.loaded_in = time.perf_counter() - self.opened_at
         if d["has_eval"]:
             self.load_eval()
@@ -331,6 +333,15 @@ class LiveRunScreen(Screen):
         if on_top(self) and not self._polling:
             self._polling = True
             self.poll()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A poll that failed (the app notifies) must not stop the polling."""
+        if event.worker.group == "live-poll" and event.state in (
+            WorkerState.ERROR,
+            WorkerState.CANCELLED,
+        ):
+            self._polling = False
+            self._schedule()
 
     def on_screen_suspend(self) -> None:
         if self._timer is not None:

@@ -184,7 +184,7 @@ class NewRunScreen(Screen):
                 }
             )
         known = {str(Path(d["path"]).expanduser().resolve()) for d in datasets if d["path"]}
-        for name, path in settings_mod.detect_dataset_roots().items():
+        for name, path in settings_mod.detect_dataset_roots(self.app.detect_parents).items():
             if path in known:
                 continue
             datasets.append(

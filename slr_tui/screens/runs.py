@@ -11,6 +11,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
+from textual.worker import Worker, WorkerState
 
 from engine import runs
 from slr_tui.screens._common import on_top, run_row
@@ -81,9 +82,18 @@ class RunsScreen(Screen):
             self._timer.stop()
             self._timer = None
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="runs-poll")
     def poll(self) -> None:
+        """Scan the runs dir now, unless a scan is under way (scans never overlap)."""
+        if self._polling:
+            return
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
         self._polling = True
+        self._scan()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="runs-poll")
+    def _scan(self) -> None:
         root = self.app.runs_root
         self.app.reap()
         now = self.app.clock()
@@ -107,9 +117,16 @@ class RunsScreen(Screen):
         if on_top(self):
             self._timer = self.set_timer(self.app.runs_poll_s, self._tick)
 
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A scan that failed (the app notifies) must not stop the polling."""
+        if event.worker.group == "runs-poll" and event.state == WorkerState.ERROR:
+            self._polling = False
+            if on_top(self):
+                self._timer = self.set_timer(self.app.runs_poll_s, self._tick)
+
     def _tick(self) -> None:
         self._timer = None
-        if on_top(self) and not self._polling:
+        if on_top(self):
             self.poll()
 
     def _update_title(self, error: str | None, rows: list[dict[str, Any]]) -> None:

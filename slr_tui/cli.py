@@ -4,6 +4,7 @@ folders; it never imports torch itself."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
@@ -49,9 +50,21 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _root(runs_dir: Path | None) -> Path:
+    """--runs-dir, else $SLR_RUNS_DIR, else the settings file's runs_dir, else ./runs."""
+    from slr_tui import settings as settings_mod
+
+    if runs_dir or os.environ.get("SLR_RUNS_DIR"):
+        return runs.runs_dir(runs_dir)
+    try:
+        return settings_mod.resolve_runs_dir(None, settings_mod.load_settings())
+    except settings_mod.SettingsError as exc:
+        raise fail(str(exc)) from None
+
+
 def _run_ref(ref: str, runs_dir: Path | None) -> runs.RunInfo:
     try:
-        return runs.resolve_run(ref, runs.runs_dir(runs_dir))
+        return runs.resolve_run(ref, _root(runs_dir))
     except runs.RunError as exc:
         raise fail(str(exc)) from None
 
@@ -246,7 +259,7 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Train one run: preset < --config < --set. Exits non-zero if the run fails or is stopped."""
-    root = runs.runs_dir(runs_dir)
+    root = _root(runs_dir)
     if resume:
         if preset or config or sets:
             raise fail(
@@ -337,7 +350,7 @@ def sweep(
         extra.setdefault("data", {})["root"] = str(data_root)
     if device is not None:
         extra.setdefault("training", {})["device"] = device
-    root = runs.runs_dir(runs_dir)
+    root = _root(runs_dir)
     try:
         plan = sw.plan(preset, config, sets or [], grid or [], extra, root)
     except ConfigError as exc:
@@ -498,7 +511,7 @@ def list_runs_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List runs, newest first."""
-    root = runs.runs_dir(runs_dir)
+    root = _root(runs_dir)
     items = runs.list_runs(root)
     if as_json:
         typer.echo(

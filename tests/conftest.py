@@ -31,6 +31,8 @@ def _isolated_env(tmp_path_factory, monkeypatch):
     cache = tmp_path_factory.getbasetemp() / "slr-cache"
     monkeypatch.setenv("SLR_CACHE_DIR", str(cache))
     monkeypatch.setenv("SLR_RUNS_DIR", str(tmp_path_factory.getbasetemp() / "default-runs"))
+    # never the user's own settings file
+    monkeypatch.setenv("SLR_CONFIG", str(tmp_path_factory.getbasetemp() / "no-settings.yaml"))
 
 
 def tiny_cfg(*extra: str) -> cfgmod.RunConfig:

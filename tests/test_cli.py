@@ -212,3 +212,18 @@ def test_foreground_run_prints_results_and_failed_run_exits_nonzero(tmp_path):
     )
     assert res.exit_code != 0
     assert "failed" in res.output and "val_bogus" in res.output
+
+
+def test_settings_runs_dir_is_used_without_flag_or_env(run_copy, tmp_path, monkeypatch):
+    cfg = tmp_path / "settings.yaml"
+    cfg.write_text(f"runs_dir: {run_copy.parent}\n")
+    monkeypatch.setenv("SLR_CONFIG", str(cfg))
+    monkeypatch.delenv("SLR_RUNS_DIR")
+    res = invoke("runs")
+    assert res.exit_code == 0 and run_copy.name in res.output
+    monkeypatch.setenv("SLR_RUNS_DIR", str(tmp_path / "elsewhere"))  # the env var wins
+    assert run_copy.name not in invoke("runs").output
+    cfg.write_text("runs_dirr: x\n")
+    monkeypatch.delenv("SLR_RUNS_DIR")
+    res = invoke("runs")
+    assert res.exit_code == 2 and "runs_dirr" in res.output

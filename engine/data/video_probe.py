@@ -13,12 +13,13 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from engine.runs import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -43,18 +44,6 @@ class Probe:
 def cache_dir() -> Path:
     """``$SLR_CACHE_DIR``, else ``~/.cache/slr``."""
     return Path(os.environ.get("SLR_CACHE_DIR") or Path.home() / ".cache" / "slr")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def probe_video(path: str | Path) -> tuple[int, float]:
@@ -126,7 +115,7 @@ class ProbeStore:
         text = json.dumps({"version": VERSION, "entries": self.entries}, separators=(",", ":"))
         for f in (self.root / PROBE_FILE, self.fallback):
             try:
-                atomic_write_text(f, text)
+                atomic_write_bytes(f, text.encode())
             except OSError:
                 continue
             self.location, self.changed = f, False

@@ -265,14 +265,14 @@ def test_probe_cache_makes_second_build_cheap(wl_root, monkeypatch):
 
 @needs_video
 def test_probe_cache_falls_back_when_root_is_read_only(wl_root, monkeypatch, tmp_path):
-    real = video_probe.atomic_write_text
+    real = video_probe.atomic_write_bytes
 
-    def guarded(path, text):
+    def guarded(path, data):
         if Path(path).parent == wl_root.root:
             raise PermissionError("read-only")
-        real(path, text)
+        real(path, data)
 
-    monkeypatch.setattr(video_probe, "atomic_write_text", guarded)
+    monkeypatch.setattr(video_probe, "atomic_write_bytes", guarded)
     monkeypatch.setenv("SLR_CACHE_DIR", str(tmp_path / "cache"))
     wlasl.build(config(wl_root.root))
     assert not (wl_root.root / video_probe.PROBE_FILE).exists()

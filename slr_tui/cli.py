@@ -174,7 +174,7 @@ def _progress_loop(run_dir: Path, proc, quiet: bool) -> int:
                             completed=row["epoch"],
                             info=f"val acc {tables.fmt(row.get('val_acc'))}  val loss {tables.fmt(row.get('val_loss'))}{best}",
                         )
-                        progress.update(st_task, completed=0)
+                        progress.update(st_task, completed=progress.tasks[st_task].total or 0)
                 if not running:
                     break
                 time.sleep(0.25)

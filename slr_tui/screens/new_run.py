@@ -1,5 +1,7 @@
 """New run: pick a dataset, then a preset that fits it, edit common fields as overrides,
-preview the effective config, launch.
+preview the effective config, launch. For a dataset root, a panel shows what
+``slr data check`` reports (run as a subprocess: the data sources import torch), and ``x``
+opens the landmark extraction screen.
 
 Launching runs ``python -m engine train ...`` in its own session and process group
 (:func:`slr_tui.launch.spawn`), so the run survives the app closing or the SSH connection
@@ -26,9 +28,11 @@ from textual.widgets.option_list import Option
 from engine import config as cfgmod
 from engine.config import ConfigError
 from slr_tui import settings as settings_mod
+from slr_tui.widgets.data_check import DataCheckPanel, run_check
 
 DEMO_KEY = "demo"
 PREVIEW_DELAY_S = 0.15
+CheckKey = tuple[str, str, tuple[str, ...]]  # (preset, root, data.* overrides)
 
 # (input id, config path, label)
 FIELDS = [
@@ -42,6 +46,11 @@ def _get(d: dict[str, Any], dotted: str) -> Any:
     for part in dotted.split("."):
         d = d.get(part, {}) if isinstance(d, dict) else {}
     return None if d == {} else d
+
+
+def data_sets(sets: list[str]) -> list[str]:
+    """The ``data.*`` overrides that can change what a dataset check or extraction sees."""
+    return [s for s in sets if s.startswith("data.") and not s.startswith("data.batch_size=")]
 
 
 def preset_summary(cfg: dict[str, Any]) -> Text:
@@ -77,6 +86,7 @@ class NewRunScreen(Screen):
     BINDINGS = [
         Binding("ctrl+l", "launch", "launch", priority=True),
         Binding("f2", "settings", "settings"),
+        Binding("x", "extract", "extract landmarks"),
         Binding("escape", "back", "back"),
     ]
 
@@ -91,6 +101,11 @@ class NewRunScreen(Screen):
         def __init__(self, text: str, error: str | None, seq: int) -> None:
             super().__init__()
             self.text, self.error, self.seq = text, error, seq
+
+    class DataChecked(Message):
+        def __init__(self, key: CheckKey, report: dict[str, Any] | None, error: str | None):
+            super().__init__()
+            self.key, self.report, self.error = key, report, error
 
     class Launched(Message):
         def __init__(self, run_dir: Path | None, error: str | None, proc: Any = None) -> None:
@@ -107,6 +122,10 @@ class NewRunScreen(Screen):
         self.preview_error: str | None = None
         self.launching = False
         self._preview_timer = None
+        # data check results per (preset, root, data overrides), for the screen's lifetime
+        self.data_checks: dict[CheckKey, tuple[dict[str, Any] | None, str | None]] = {}
+        self.data_key: CheckKey | None = None  # what the panel is about
+        self.extracts: dict[str, Any] = {}  # output folder -> extraction process started here
 
     def compose(self) -> ComposeResult:
         yield Static(
@@ -140,8 +159,11 @@ class NewRunScreen(Screen):
                     compact=True,
                 )
         yield Static("", id="preset-info")
-        with VerticalScroll(id="nr-preview", classes="panel"):
-            yield Static("", id="preview")
+        with Horizontal(id="nr-bottom"):
+            with VerticalScroll(id="nr-preview", classes="panel"):
+                yield Static("", id="preview")
+            with VerticalScroll(id="nr-data", classes="panel"):
+                yield DataCheckPanel(id="data-check")
         with Horizontal(id="nr-actions"):
             yield Button("Launch (ctrl+l)", id="launch", variant="success", compact=True)
             yield Static("", id="nr-error")
@@ -152,6 +174,8 @@ class NewRunScreen(Screen):
         self.query_one("#nr-presets").border_title = "2 preset"
         self.query_one("#nr-overrides").border_title = "3 overrides"
         self.query_one("#nr-preview").border_title = "effective config"
+        self.query_one("#nr-data").border_title = "data check"
+        self.query_one("#nr-data").display = False
         self.query_one("#dataset-list", OptionList).focus()
         self.load_catalog()
 
@@ -232,6 +256,7 @@ class NewRunScreen(Screen):
 
     def _pick_dataset(self, ds: dict[str, Any]) -> None:
         self.dataset = ds
+        self.refresh_bindings()
         fit = self.fitting_presets(ds)
         pl = self.query_one("#preset-list", OptionList)
         keep = self.preset["name"] if self.preset else None
@@ -327,6 +352,7 @@ class NewRunScreen(Screen):
         self._preview_timer = None
         if self.preset is None:
             self.query_one("#preview", Static).update("")
+            self._show_data_check(None)
             return
         self.preview_seq += 1
         try:
@@ -335,6 +361,9 @@ class NewRunScreen(Screen):
             self.on_new_run_screen_preview(self.Preview("", str(exc), self.preview_seq))
             return
         self.preview(self.preset["name"], sets, extra, self.preview_seq)
+        root = (extra.get("data") or {}).get("root")
+        key = (self.preset["name"], root, tuple(data_sets(sets))) if root else None
+        self._show_data_check(key)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="nr-preview")
     def preview(self, preset: str, sets: list[str], extra: dict[str, Any], seq: int) -> None:
@@ -360,6 +389,64 @@ class NewRunScreen(Screen):
         if msg.text:
             self.query_one("#preview", Static).update(Text(msg.text))
         self.query_one("#nr-error", Static).update(Text(msg.error or "", style="bold red"))
+
+    # ------------------------------------------------------------------ data check
+
+    def _show_data_check(self, key: CheckKey | None) -> None:
+        """Show the check of ``key`` (cached, or start it); hide the panel without a root."""
+        box = self.query_one("#nr-data")
+        panel = self.query_one("#data-check", DataCheckPanel)
+        if key is None:
+            box.display = False
+            self.data_key = None
+            return
+        box.display = True
+        if key == self.data_key:
+            return  # shown already, or its check is on its way
+        self.data_key = key
+        if key in self.data_checks:
+            panel.show_result(*self.data_checks[key])
+            return
+        panel.show_checking(key[1])
+        self.check_data(key)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="nr-data")
+    def check_data(self, key: CheckKey) -> None:
+        from textual.worker import get_current_worker
+
+        worker = get_current_worker()
+        preset, root, sets = key
+        result = run_check(preset, root, list(sets), lambda: worker.is_cancelled)
+        if result is not None:  # None: a newer selection cancelled it (process killed)
+            self.post_message(self.DataChecked(key, *result))
+
+    def on_new_run_screen_data_checked(self, msg: DataChecked) -> None:
+        self.data_checks[msg.key] = (msg.report, msg.error)
+        if msg.key == self.data_key:
+            self.query_one("#data-check", DataCheckPanel).show_result(msg.report, msg.error)
+
+    # ------------------------------------------------------------------ extract
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "extract":  # only for a dataset root (hidden for the demo)
+            return bool(self.dataset and self.dataset.get("path"))
+        return True
+
+    def action_extract(self) -> None:
+        if not (self.dataset and self.dataset.get("path")):
+            return
+        if self.preset is None:
+            self.notify("pick a preset first (it names the dataset's source)", severity="warning")
+            return
+        try:
+            sets, extra = self.overrides()
+        except ConfigError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        from slr_tui.screens.extract import ExtractScreen
+
+        root = extra["data"]["root"]
+        self.app.push_screen(ExtractScreen(self.preset["name"], root, data_sets(sets), self))
 
     # ------------------------------------------------------------------ launch
 

@@ -40,7 +40,9 @@ err_console = Console(stderr=True)
 RunsDirOpt = Annotated[
     Path | None,
     typer.Option(
-        "--runs-dir", help="Run store (default: $SLR_RUNS_DIR, else ./runs).", show_default=False
+        "--runs-dir",
+        help="Run store (default: $SLR_RUNS_DIR, else the settings file's runs_dir, else ./runs).",
+        show_default=False,
     ),
 ]
 

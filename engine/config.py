@@ -109,6 +109,11 @@ class DataConfig(_Section):
     std: tuple[float, float, float] = Field(
         (0.229, 0.224, 0.225), description="Video: per-channel normalisation std (RGB, 0..1)."
     )
+    uint8_clips: bool = Field(
+        False,
+        description="Video: clips travel as uint8 and the model normalises them on its device "
+        "(4x less to move from loader workers; the WLASL presets turn it on).",
+    )
     frame_cache: str | None = Field(
         None,
         description="Video: folder for a one-time cache of decoded, resized frames "

@@ -71,6 +71,7 @@ class ClipSpec:
     crop_scale: tuple[float, float] = (0.5, 1.0)
     temporal_scale: tuple[float, float] = (0.8, 1.0)
     hflip: bool = False
+    uint8: bool = False  # uint8 clips; the model normalises them with mean/std
 
 
 def clip_spec(cfg: RunConfig) -> ClipSpec:
@@ -94,6 +95,7 @@ def clip_spec(cfg: RunConfig) -> ClipSpec:
         crop_scale=tuple(d.crop_scale),
         temporal_scale=tuple(d.temporal_scale),
         hflip=d.hflip,
+        uint8=d.uint8_clips,
     )
 
 
@@ -301,6 +303,8 @@ def transform(base: np.ndarray, spec: ClipSpec, rng: np.random.Generator | None)
     clip = crop_resize(base, box, spec.image_size)
     if rng is not None and spec.hflip and rng.random() < 0.5:
         clip = clip[:, :, ::-1]
+    if spec.uint8:  # (T, 3, H, W) uint8; VideoMAEClassifier normalises on its device
+        return torch.from_numpy(np.ascontiguousarray(clip.transpose(0, 3, 1, 2)))
     return normalize(clip, spec.mean, spec.std)
 
 
@@ -357,7 +361,10 @@ class VideoClipDataset(SampleDataset):
                 )
         if clip is None:
             self.failures += 1
-            clip = torch.zeros((spec.num_frames, 3, spec.image_size, spec.image_size))
+            clip = torch.zeros(
+                (spec.num_frames, 3, spec.image_size, spec.image_size),
+                dtype=torch.uint8 if spec.uint8 else torch.float32,
+            )
         return {"pixel_values": clip}
 
     def _warn(self, kind: str, msg: str, *args: Any) -> None:

@@ -22,14 +22,28 @@ DEFAULT_HUB_ID = "MCG-NJU/videomae-base-finetuned-kinetics"
 
 
 class VideoMAEClassifier(nn.Module):
-    """Wraps ``VideoMAEForVideoClassification`` to take the batch dict."""
+    """Wraps ``VideoMAEForVideoClassification`` to take the batch dict. uint8 clips
+    (``data.uint8_clips``) are normalised here, on the model's device."""
 
-    def __init__(self, net: nn.Module):
+    def __init__(
+        self,
+        net: nn.Module,
+        mean: tuple[float, float, float] = (0.485, 0.456, 0.406),
+        std: tuple[float, float, float] = (0.229, 0.224, 0.225),
+    ):
         super().__init__()
         self.net = net
+        # (x / 255 - mean) / std as one multiply-add; not saved in checkpoints
+        std_t = torch.tensor(std, dtype=torch.float32).view(1, 1, 3, 1, 1)
+        mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 1, 3, 1, 1)
+        self.register_buffer("_scale", 1.0 / (255.0 * std_t), persistent=False)
+        self.register_buffer("_shift", -mean_t / std_t, persistent=False)
 
     def forward(self, batch: dict) -> torch.Tensor:
-        return self.net(pixel_values=batch["pixel_values"]).logits
+        pv = batch["pixel_values"]
+        if pv.dtype == torch.uint8:
+            pv = pv.float() * self._scale + self._shift
+        return self.net(pixel_values=pv).logits
 
     def backbone_parameters(self) -> Iterator[nn.Parameter]:
         return self.net.videomae.parameters()
@@ -98,4 +112,4 @@ def build(cfg, bundle) -> nn.Module:
         net = VideoMAEForVideoClassification(config)
     if m.gradient_checkpointing:
         net.gradient_checkpointing_enable()
-    return VideoMAEClassifier(net)
+    return VideoMAEClassifier(net, mean=tuple(d.mean), std=tuple(d.std))

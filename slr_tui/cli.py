@@ -64,6 +64,18 @@ def _root(runs_dir: Path | None) -> Path:
         raise fail(str(exc)) from None
 
 
+def _flag_overrides(data_root: Path | None, device: str | None) -> dict[str, Any]:
+    """--data-root and --device as config overrides (they rank below --set)."""
+    extra: dict[str, Any] = {}
+    if data_root is not None:
+        extra["data"] = {"root": str(data_root)}
+    if device is not None:
+        if device not in ("auto", "cpu", "cuda"):
+            raise fail(f"--device must be auto, cpu or cuda, not '{device}'")
+        extra["training"] = {"device": device}
+    return extra
+
+
 def _run_ref(ref: str, runs_dir: Path | None) -> runs.RunInfo:
     try:
         return runs.resolve_run(ref, _root(runs_dir))
@@ -276,13 +288,7 @@ def run(
     else:
         if not preset and not config:
             raise fail("give --preset NAME or --config FILE (see `slr presets`)")
-        extra: dict[str, Any] = {}
-        if data_root is not None:
-            extra.setdefault("data", {})["root"] = str(data_root)
-        if device is not None:
-            if device not in ("auto", "cpu", "cuda"):
-                raise fail(f"--device must be auto, cpu or cuda, not '{device}'")
-            extra.setdefault("training", {})["device"] = device
+        extra = _flag_overrides(data_root, device)
         try:
             cfg = cfgmod.resolve(preset=preset, config_file=config, sets=sets, extra=extra)
             if data_root is None:  # a dataset root named once in the settings file
@@ -347,11 +353,7 @@ def sweep(
 
     if not preset and not config:
         raise fail("give --preset NAME or --config FILE")
-    extra: dict[str, Any] = {}
-    if data_root is not None:
-        extra.setdefault("data", {})["root"] = str(data_root)
-    if device is not None:
-        extra.setdefault("training", {})["device"] = device
+    extra = _flag_overrides(data_root, device)
     root = _root(runs_dir)
     try:
         plan = sw.plan(preset, config, sets or [], grid or [], extra, root)
@@ -434,9 +436,7 @@ def data_check(
 
     if not preset and not config:
         raise fail("give --preset NAME or --config FILE")
-    extra: dict[str, Any] = {}
-    if data_root is not None:
-        extra["data"] = {"root": str(data_root)}
+    extra = _flag_overrides(data_root, None)
     try:
         cfg = cfgmod.resolve(preset=preset, config_file=config, sets=sets, extra=extra)
         launch.check_available(cfg)

@@ -576,8 +576,9 @@ def show(
     if best:
         for s, row in best.items():
             if row:
+                note = "" if s == "val" else "  (for reference: choose on val)"
                 console.print(
-                    f"best threshold on {s}: {row['threshold']:.2f}  F1 {tables.fmt(row.get('f1'), 3)}  "
+                    f"best threshold on {s}{note}: {row['threshold']:.2f}  F1 {tables.fmt(row.get('f1'), 3)}  "
                     f"precision {tables.fmt(row.get('precision'), 3)}  recall {tables.fmt(row.get('recall'), 3)}"
                 )
     picked = runs.read_json(r.path / runs.THRESHOLD_JSON)

@@ -103,7 +103,11 @@ def results_table(report: dict[str, Any], title: str = "results (best checkpoint
     t.add_column("metric")
     for s in splits:
         t.add_column(s, justify="right")
+    n_classes = report.get("num_classes") or 0
     for key, label in RESULT_ROWS:
+        k = {"top5_accuracy": 5, "top10_accuracy": 10}.get(key)
+        if k is not None and n_classes and k >= n_classes:
+            continue  # always 1.0: says nothing
         values = [report[s].get(key) for s in splits]
         if all(v is None for v in values):
             continue

@@ -130,6 +130,9 @@ def presets_show(
 # --------------------------------------------------------------------------- run
 
 
+STOPPING = "[yellow]stopping: finishing the current step, writing last.pt...[/]"
+
+
 def _progress_loop(run_dir: Path, proc, quiet: bool) -> int:
     """Follow metrics.jsonl with progress bars until the engine exits; forward Ctrl-C."""
     tail = runs.JsonlTail(run_dir / runs.METRICS)
@@ -139,7 +142,8 @@ def _progress_loop(run_dir: Path, proc, quiet: bool) -> int:
         nonlocal stopping
         if not stopping:
             stopping = True
-            err_console.print("[yellow]stopping: finishing the current step, writing last.pt...[/]")
+            if quiet:  # with progress bars the loop prints it, above the bars
+                err_console.print(STOPPING)
             try:
                 proc.send_signal(signal.SIGTERM)
             except ProcessLookupError:
@@ -164,6 +168,7 @@ def _progress_loop(run_dir: Path, proc, quiet: bool) -> int:
             ep_task = progress.add_task("epochs", total=None, info="starting...")
             st_task = progress.add_task("steps ", total=None, info="")
             meta_done = False
+            told = False
             while True:
                 running = proc.poll() is None
                 if not meta_done:
@@ -174,6 +179,9 @@ def _progress_loop(run_dir: Path, proc, quiet: bool) -> int:
                         )
                         progress.update(st_task, total=meta["steps_per_epoch"], info="")
                         meta_done = True
+                if stopping and not told:
+                    progress.console.print(STOPPING)
+                    told = True
                 for row in tail.read_new():
                     if row.get("kind") == "step":
                         progress.update(

@@ -3,9 +3,76 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import time
+from pathlib import Path
 
-from engine.config import ConfigError, load_file, validate
+# A stop (SIGTERM, Ctrl-C) must never kill the engine outright, however early it comes:
+# the handler goes in before anything heavy is imported. The launcher starts the engine
+# with these signals blocked, so one sent before this line is held (pending) rather than
+# fatal; unblocking below delivers it to the handler.
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_early: list[str] = []
+
+
+def _early_stop(signum: int, _frame: object) -> None:
+    _early.append(signal.Signals(signum).name)
+
+
+def _install_early_handler() -> None:
+    for s in _SIGNALS:
+        signal.signal(s, _early_stop)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+
+
+if __name__ == "__main__":
+    _install_early_handler()
+
+
+def _say(run_dir: Path, line: str, stream=None) -> None:
+    """One log line to ``stream`` (stdout), and to run_dir/log.txt unless that stream
+    already is log.txt (the launcher points stdout and stderr there)."""
+    stream = stream or sys.stdout
+    text = f"{time.strftime('%H:%M:%S')} {line}\n"
+    try:
+        stream.write(text)
+        stream.flush()
+    except (OSError, ValueError):
+        pass
+    log_path = run_dir / "log.txt"
+    try:
+        a, b = os.fstat(stream.fileno()), os.stat(log_path)
+        if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino):
+            return
+    except (OSError, ValueError, AttributeError):
+        pass
+    if run_dir.is_dir():
+        try:
+            with open(log_path, "a") as f:
+                f.write(text)
+        except OSError:
+            pass
+
+
+def _record_end(run_dir: Path, status: str, error: str | None = None) -> None:
+    """Record how a run ended before training could start (torch not imported): run.json
+    ``status``, the error, the end time. Only an existing run folder, only rank 0."""
+    if int(os.environ.get("RANK", "0")) != 0 or not run_dir.is_dir():
+        return
+    from engine import runs
+
+    try:
+        meta = runs.read_meta(run_dir)
+        now = time.time()
+        fields = {"status": status, "error": error, "ended_at": now, "pid": None}
+        if meta.get("session_started_at") is not None:
+            fields.update(runs.close_session(meta, now))
+        runs.update_run_json(run_dir, fields, base=meta)
+    except OSError as exc:
+        line = runs.no_space_line(exc, run_dir) or f"{exc.strerror or exc}"
+        _say(run_dir, f"cannot record status {status} in run.json: {line}", sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,22 +84,44 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
     tr.add_argument("--init-checkpoint", help="load model weights only from this checkpoint")
     args = parser.parse_args(argv)
+    run_dir = Path(args.run_dir)
+
+    from engine.config import ConfigError, load_file, validate
 
     try:
         cfg = validate(load_file(args.config), args.config)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except ConfigError as exc:  # the run is failed, with the reason, not left "starting"
+        _say(run_dir, f"error: {exc}", sys.stderr)
+        _record_end(run_dir, "failed", str(exc))
         return 2
-    from engine.train import run_training
+    except Exception as exc:  # noqa: BLE001 - any other reading failure, as one line
+        line = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        _say(run_dir, f"error: cannot read {args.config}: {line}", sys.stderr)
+        _record_end(run_dir, "failed", f"cannot read {args.config}: {line}")
+        return 1
+    if _early:  # stopped before torch was even imported
+        _say(run_dir, f"stop requested ({_early[0]}) before training started")
+        _record_end(run_dir, "stopped")
+        return 130
+    from engine.train import StopFlag, run_training
 
+    stop = StopFlag()
+    stop.install()
+    for name in _early:  # a stop that came while torch was being imported
+        stop.set(name)
     return run_training(
         cfg,
-        args.run_dir,
+        run_dir,
         resume=args.resume,
         init_checkpoint=args.init_checkpoint,
-        install_signals=True,
+        stop=stop,
     )
 
 
 if __name__ == "__main__":
+    # log lines are best effort: on a full disk log.txt cannot take them, and a traceback
+    # per line would bury the one line that says so
+    import logging
+
+    logging.raiseExceptions = False
     sys.exit(main())

@@ -18,12 +18,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 SECTIONS = ("data", "model", "optim", "training")
 
 
+MAX_BATCH = 65536  # a batch larger than this is a typo (1e12), not a plan
+
+
 class ConfigError(Exception):
     """A bad preset, config file, key or value. The message is one line meant for people."""
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: `--set optim.lr=.inf` is an error naming the key, not a null
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class SyntheticConfig(_Section):
@@ -47,6 +51,15 @@ class SyntheticConfig(_Section):
     test_fraction: float = Field(0.15, gt=0, lt=1)
     seed: int = Field(0, description="Generator seed: same seed, same dataset.")
 
+    @model_validator(mode="after")
+    def _fractions_leave_a_train_split(self) -> SyntheticConfig:
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError(
+                f"val_fraction + test_fraction = {self.val_fraction + self.test_fraction:g} "
+                "leaves no training samples (must be below 1)"
+            )
+        return self
+
 
 class DataConfig(_Section):
     source: str = Field(
@@ -58,8 +71,10 @@ class DataConfig(_Section):
         description="Dataset root (metadata, videos or cache). Synthetic: where it is written.",
     )
     subset: int | None = Field(None, description="WLASL: keep the first N glosses (100, 300, ...).")
-    batch_size: int = Field(16, ge=1)
-    eval_batch_size: int | None = Field(None, ge=1, description="Default: 2 x batch_size.")
+    batch_size: int = Field(16, ge=1, le=MAX_BATCH)
+    eval_batch_size: int | None = Field(
+        None, ge=1, le=MAX_BATCH, description="Default: 2 x batch_size."
+    )
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes.")
     max_frames: int = Field(64, ge=1, description="Longer sequences are resampled to this length.")
     num_frames: int = Field(16, ge=1, description="Video: frames sampled per clip.")
@@ -158,6 +173,16 @@ class DataConfig(_Section):
     )
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
 
+    @model_validator(mode="after")
+    def _split_fractions_leave_a_train_split(self) -> DataConfig:
+        total = self.split_val_fraction + self.split_test_fraction
+        if total >= 1:
+            raise ValueError(
+                f"split_val_fraction + split_test_fraction = {total:g} leaves no training "
+                "samples (must be below 1)"
+            )
+        return self
+
 
 class ModelConfig(_Section):
     name: str = Field(
@@ -185,6 +210,74 @@ class ModelConfig(_Section):
     )
     freeze_backbone_epochs: int = Field(0, ge=0)
     gradient_checkpointing: bool = False
+    channels: list[int] | None = Field(
+        None,
+        description="temporal_cnn, tcn_attention: width of each convolutional block "
+        "(null: hidden_size for each of num_layers blocks).",
+    )
+    kernel_sizes: list[int] = Field(
+        default_factory=lambda: [7, 5, 3],
+        description="temporal_cnn: kernel sizes of the convolutions inside each residual block.",
+    )
+    kernel_size: int = Field(
+        3, ge=1, description="tcn_attention: kernel size of the dilated convolutions."
+    )
+    norm: Literal["batch", "layer", "none"] = Field(
+        "batch",
+        description="temporal_cnn, tcn_attention: batch (BatchNorm over real frames only), "
+        "layer (each frame over channels) or none.",
+    )
+    input_norm: Literal["none", "layer", "instance"] = Field(
+        "none",
+        description="Input normalisation. bigru/bilstm/gru/lstm/transformer/ctc/mlp: layer = "
+        "LayerNorm across each frame's features (it erases a shift shared by all features and, "
+        "with one channel, the whole signal; the sources already standardise each feature). "
+        "temporal_cnn, tcn_attention: instance = z-score each channel over each recording's "
+        "real frames before the first convolution.",
+    )
+    block_dropout: float = Field(
+        0.0, ge=0, lt=1, description="temporal_cnn, tcn_attention: dropout after each block."
+    )
+    augment_scale: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="temporal_cnn, tcn_attention training: random gain per recording in "
+        "[1-s, 1+s].",
+    )
+    augment_shift: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="temporal_cnn, tcn_attention training: random circular shift of each "
+        "recording's frames by up to this share of its length.",
+    )
+    pool: int = Field(
+        1,
+        ge=1,
+        description="temporal_cnn: average-pool frames by this factor between blocks "
+        "(1: off; 2 halves the frames before each block after the first).",
+    )
+    cnn_pooling: Literal["mean", "max", "meanmax"] = Field(
+        "mean",
+        description="temporal_cnn: pooling over real frames before the head (meanmax: both, "
+        "concatenated).",
+    )
+    num_kernels: int = Field(
+        10_000, ge=84, description="minirocket: convolution kernels (features), a multiple of 84."
+    )
+    max_dilations_per_kernel: int = Field(32, ge=1, description="minirocket: dilations per kernel.")
+    classifier: Literal["ridge", "logistic"] = Field(
+        "ridge",
+        description="minirocket: RidgeClassifierCV (alphas logspace(-3, 3, 10)) or logistic "
+        "regression on the scaled features.",
+    )
+    max_length: int | None = Field(
+        None,
+        ge=9,
+        description="minirocket: recordings are zero-padded to this many frames (null: the "
+        "longest training recording); longer ones are transformed at their own length.",
+    )
 
 
 class OptimConfig(_Section):
@@ -209,6 +302,24 @@ class TrainingConfig(_Section):
     monitor_mode: Literal["auto", "max", "min"] = Field(
         "auto", description="auto: min for *loss, max otherwise."
     )
+    monitor_tie_break: str | None = Field(
+        "val_loss",
+        description="When the monitored metric ties its best (common on a small val split, "
+        "where accuracy moves in steps of 1/n), a better value of this metric counts as an "
+        "improvement (null: ties never improve).",
+    )
+    min_epoch_steps: int = Field(
+        25,
+        ge=0,
+        description="An epoch makes at least this many optimiser steps: a training split too "
+        "small for that is passed over several times per epoch, so patience, plateau and "
+        "warm-up (counted in epochs) keep their meaning on small data (0: one pass).",
+    )
+    min_steps: int = Field(
+        500,
+        ge=0,
+        description="Early stopping never ends a run before this many optimiser steps.",
+    )
     target_metric: float | None = Field(
         None, description="Stop once the monitored metric reaches this value."
     )
@@ -223,7 +334,7 @@ class TrainingConfig(_Section):
     log_every_steps: int = Field(10, ge=1)
     threshold_start: float = Field(0.05, ge=0, le=1)
     threshold_stop: float = Field(0.95, ge=0, le=1)
-    threshold_step: float = Field(0.05, gt=0, le=1)
+    threshold_step: float = Field(0.05, ge=0.001, le=1, description="At least 0.001.")
     telemetry_interval_s: float = Field(5.0, gt=0)
     eval_test: bool = Field(True, description="Evaluate best.pt on test at the end.")
     tensorboard: bool = Field(False, description="Write TensorBoard event files into the run.")
@@ -243,7 +354,7 @@ class TrainingConfig(_Section):
 
 
 class RunConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     name: str = Field("custom", description="Preset or experiment name.")
     description: str = ""
@@ -300,8 +411,17 @@ def _describe(err: ValidationError) -> str:
     if _model_at(loc) is not None:  # a rule across keys of one section
         msg = str(e["msg"]).removeprefix("Value error, ")
         return f"bad values in '{key}': {msg}"
-    value = e.get("input")
-    return f"bad value for '{key}' ({value!r}): {e['msg']}; valid keys of {label}: {valid}"
+    value = _short_repr(e.get("input"))
+    return f"bad value for '{key}' ({value}): {e['msg']}; valid keys of {label}: {valid}"
+
+
+def _short_repr(value: Any) -> str:
+    """repr of a bad value, bounded: a YAML alias bomb must not become a gigabyte line."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxlevel, r.maxlist, r.maxdict, r.maxstring, r.maxother = 3, 6, 6, 60, 60
+    return r.repr(value)
 
 
 def validate(raw: dict[str, Any], source: str = "config") -> RunConfig:
@@ -348,13 +468,19 @@ def load_file(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
     try:
-        text = p.read_text()
+        text = p.read_text(encoding="utf-8")
         raw = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+    except UnicodeDecodeError:
+        raise ConfigError(f"cannot parse {p}: not a text file (YAML or JSON, UTF-8)") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {p}: {exc.strerror or exc}") from None
+    except RecursionError:
+        raise ConfigError(f"cannot parse {p}: nested too deeply") from None
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"cannot parse {p}: {first}") from None
     if raw is None:
-        return {}
+        raise ConfigError(f"{p} is empty: expected a mapping of sections {', '.join(SECTIONS)}")
     if not isinstance(raw, dict):
         raise ConfigError(f"{p}: expected a mapping of sections {', '.join(SECTIONS)}")
     return raw

@@ -268,14 +268,25 @@ def most_confused(
 # --------------------------------------------------------------------------- thresholds
 
 
+MAX_THRESHOLDS = 1001  # a step of 0.001 over [0, 1]
+
+
 def default_thresholds(start: float = 0.05, stop: float = 0.95, step: float = 0.05) -> list[float]:
     """``start, start+step, ..., stop`` inclusive of ``stop`` (within float tolerance),
-    rounded to 10 decimals: ``(0.05, 0.95, 0.05)`` gives 19 values."""
+    rounded to 10 decimals: ``(0.05, 0.95, 0.05)`` gives 19 values. At most
+    :data:`MAX_THRESHOLDS` values: a tiny step is refused rather than swept for ever."""
+    if not all(math.isfinite(x) for x in (start, stop, step)):
+        raise ValueError(f"thresholds need finite numbers (got {start}, {stop}, {step})")
     if step <= 0:
         raise ValueError(f"threshold step must be > 0 (got {step})")
     if stop < start:
         raise ValueError(f"threshold stop ({stop}) is below start ({start})")
     n = int(math.floor((stop - start) / step + 1e-9)) + 1
+    if n > MAX_THRESHOLDS:
+        raise ValueError(
+            f"threshold step {step:g} gives {n} thresholds from {start:g} to {stop:g}; "
+            f"at most {MAX_THRESHOLDS} (use a step of at least {(stop - start) / (MAX_THRESHOLDS - 1):.3g})"
+        )
     return [round(start + i * step, 10) for i in range(n)]
 
 

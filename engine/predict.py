@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from engine import runs
+from engine.checkpoint import CheckpointError, load_checkpoint, model_state
 from engine.config import load_file, validate
 from engine.data.base import pad_collate
 from engine.errors import DataError
@@ -40,9 +41,26 @@ def load_trained(run_dir: str | Path) -> tuple[Any, torch.nn.Module, dict[str, A
     ckpt_path = run_dir / "best.pt"
     if data is None or not ckpt_path.is_file():
         raise DataError(f"run {run_dir.name} has no trained model yet (best.pt and data.json)")
-    model = build_model(cfg, _Classes(data["class_names"], data.get("input_dim")))
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    model.load_state_dict(ckpt["model"])
+    names = data.get("class_names")
+    dim = data.get("input_dim")
+    if (
+        not isinstance(names, list)
+        or not names
+        or not isinstance(data.get("info"), dict)
+        or not (dim is None or (isinstance(dim, int) and dim > 0))
+    ):
+        raise DataError(f"{run_dir / runs.DATA_JSON} is damaged (class_names, input_dim, info)")
+    ckpt = load_checkpoint(ckpt_path)  # weights_only: a crafted best.pt runs no code
+    model = build_model(cfg, _Classes([str(n) for n in names], dim))
+    state = model_state(ckpt, ckpt_path)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:  # other names or shapes than this run's model
+        lines = str(exc).strip().splitlines()
+        detail = lines[1].strip() if len(lines) > 1 else (lines[0] if lines else "")
+        raise CheckpointError(
+            f"checkpoint {ckpt_path} does not fit this run's model ({detail[:200]})"
+        ) from None
     model.eval()
     return cfg, model, data
 

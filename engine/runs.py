@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import json
+import math
 import os
 import re
+import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -30,7 +33,10 @@ EVAL_DIR = "eval"
 THRESHOLD_JSON = "threshold.json"
 DATA_JSON = "data.json"
 ACTIVE = ("running", "starting")
-STATUSES = ("starting", "running", "finished", "failed", "stopped", "lost")
+STATUSES = ("starting", "running", "finished", "failed", "stopped", "lost", "unreadable")
+RESUMABLE = ("stopped", "failed", "lost")
+NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+LOW_SPACE_BYTES = 1 << 20  # below this much free space a run does not start
 
 
 class RunError(Exception):
@@ -76,21 +82,96 @@ def create_run_dir(root: str | Path, preset: str) -> Path:
 # --------------------------------------------------------------------------- atomic writes
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over ``path``."""
+class WriteError(OSError):
+    """A run-folder write that failed (a full disk, a folder that cannot be made); ``str()``
+    is one line for people. An OSError, so callers that catch OSError show it as is."""
+
+    def __init__(self, message: str, err: int | None = None, filename: str | None = None):
+        super().__init__(err, message, filename)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def atomic_write_file(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
+    """Call ``write(f)`` on a temp file in the same folder, fsync, then rename it over
+    ``path``: a reader sees the old file or the new one, never half of one. On any failure
+    (a full disk, an exception in ``write``) the temp file is removed and the old file
+    stays; an OSError without a file name gets ``path``. Checkpoints use it too
+    (``atomic_write_file(p, lambda f: torch.save(obj, f))``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, WriteError) and not exc.filename:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, fsync, then rename over ``path``."""
+    atomic_write_file(path, lambda f: f.write(data))
+
+
+def mount_point(path: str | Path) -> Path:
+    """The mount point of the file system that holds ``path`` (or would hold it)."""
+    p = Path(os.path.abspath(path))
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    while not os.path.ismount(p) and p != p.parent:
+        p = p.parent
+    return p
+
+
+def no_space_message(path: str | Path) -> str:
+    """The one line for a full disk: ``no space left on MOUNT (PATH)``."""
+    return f"no space left on {mount_point(path)} ({path})"
+
+
+def _chain(exc: BaseException | None) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def no_space_line(exc: BaseException, path: str | Path) -> str | None:
+    """:func:`no_space_message` when ``exc`` (or what caused it) is a full disk or quota,
+    else None. torch's C++ writer reports a full disk as a RuntimeError ("file write
+    failed"): that counts when ``path``'s file system is (nearly) full."""
+    for e in _chain(exc):
+        if isinstance(e, OSError) and e.errno in NO_SPACE_ERRNOS:
+            return no_space_message(e.filename or path)
+    text = str(exc).lower()
+    if "write failed" in text or "no space" in text:
+        try:
+            free = shutil.disk_usage(mount_point(path)).free
+        except OSError:
+            return None
+        if free < LOW_SPACE_BYTES:
+            return no_space_message(path)
+    return None
+
+
+def check_free_space(path: str | Path, need: int = LOW_SPACE_BYTES) -> None:
+    """Raise :class:`WriteError` (``no space left on ...``) when the file system that holds
+    ``path`` has less than ``need`` bytes free: the small reserve a run's records need."""
+    try:
+        free = shutil.disk_usage(mount_point(path)).free
+    except OSError:
+        return
+    if free < need:
+        raise WriteError(no_space_message(path), errno.ENOSPC, str(path))
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -114,19 +195,354 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_bytes(path, data.encode())
 
 
+def write_run_json(path: str | Path, meta: dict[str, Any]) -> None:
+    """Write a run.json atomically. When that fails for want of space (the temp file cannot
+    be written), overwrite the existing file in place, compactly and without a temp file: it
+    is smaller than what it replaces, so it fits in the blocks the file already has. A
+    status must be recorded even on a full disk."""
+    path = Path(path)
+    try:
+        atomic_write_json(path, meta)
+        return
+    except OSError as exc:
+        if exc.errno not in NO_SPACE_ERRNOS or not path.is_file():
+            raise
+        first = exc
+    data = json.dumps(to_jsonable(meta), separators=(",", ":"), default=str, allow_nan=False)
+    try:
+        with open(path, "r+b") as f:
+            f.write(data.encode())
+            f.truncate()
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError:
+        raise first from None
+
+
+def update_run_json(
+    run_dir: str | Path, fields: dict[str, Any], base: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """run.json as it is on disk (over ``base``), updated with ``fields`` and ``updated_at``,
+    written back (:func:`write_run_json`). Returns what was written."""
+    path = Path(run_dir) / RUN_JSON
+    meta = {**(base or {}), **(read_json(path) or {})}
+    meta.update(fields)
+    meta["updated_at"] = time.time()
+    write_run_json(path, meta)
+    return meta
+
+
 def append_jsonl(path: str | Path, obj: dict[str, Any]) -> None:
-    """Append one line with a single write, so a reader sees whole lines or a torn tail."""
+    """Append one line with a single write, so a reader sees whole lines or a torn tail.
+    After a torn tail (a writer that died mid-line) the row starts on a fresh line, so it
+    is not glued onto the fragment."""
     line = orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
-    with open(path, "ab") as f:
+    with open(path, "a+b") as f:
+        end = f.seek(0, os.SEEK_END)
+        if end > 0:
+            f.seek(end - 1)
+            if f.read(1) != b"\n":
+                line = b"\n" + line
         f.write(line)
         f.flush()
 
 
-def read_json(path: str | Path) -> dict[str, Any] | None:
+def _read_json_any(path: str | Path) -> tuple[Any, str | None]:
+    """(parsed value, None), or (None, why not): missing, unreadable or not JSON."""
     try:
-        return orjson.loads(Path(path).read_bytes())
-    except (OSError, orjson.JSONDecodeError):
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return None, "missing"
+    except OSError as exc:
+        return None, f"cannot read: {exc.strerror or exc}"
+    try:
+        return orjson.loads(data), None
+    except orjson.JSONDecodeError:
+        return None, "not valid JSON (torn or damaged)"
+
+
+def read_json(path: str | Path) -> dict[str, Any] | None:
+    """A JSON object file as a dict; None when missing, unreadable, not JSON, or valid JSON
+    of another shape (a list, a number...)."""
+    obj, _ = _read_json_any(path)
+    return obj if isinstance(obj, dict) else None
+
+
+# --------------------------------------------------------------------------- typed reading
+#
+# Files are read by people's tools while they grow, and can be damaged, hand-edited or
+# written by another version. Every reader goes through these checks, so a value of the
+# wrong type becomes "unreadable" (run.json), a dropped row (metrics.jsonl) or a missing
+# figure (report.json), never an exception in a list of runs.
+
+_META_FIELDS: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "id",
+            "status",
+            "preset",
+            "dataset",
+            "host",
+            "error",
+            "device",
+            "monitor",
+            "monitor_mode",
+            "stop_reason",
+            "mixed_precision",
+            "sweep",
+        ),
+        "str",
+    ),
+    **dict.fromkeys(
+        (
+            "epoch",
+            "max_epochs",
+            "best_epoch",
+            "pid",
+            "pgid",
+            "step",
+            "steps_per_epoch",
+            "world_size",
+            "num_classes",
+            "num_params",
+        ),
+        "int",
+    ),
+    **dict.fromkeys(
+        (
+            "best_metric",
+            "best_val_acc",
+            "started_at",
+            "ended_at",
+            "updated_at",
+            "active_s",
+            "session_started_at",
+        ),
+        "number",
+    ),
+    **dict.fromkeys(("results", "last_metrics", "data_info", "sweep_params"), "object"),
+}
+_KIND_WORDS = {"str": "a string", "int": "an integer", "number": "a number", "object": "an object"}
+
+
+def _is_number(v: Any) -> bool:
+    return (type(v) is int or type(v) is float) and math.isfinite(v)
+
+
+def _shape(v: Any) -> str:
+    names = {list: "a list", dict: "an object", str: "a string", bool: "a boolean"}
+    if v is None:
+        return "null"
+    if type(v) in (int, float):
+        return "a number"
+    return names.get(type(v), type(v).__name__)
+
+
+def _short(v: Any) -> str:
+    text = json.dumps(v, default=str) if not isinstance(v, str) else repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_meta(raw: Any) -> tuple[dict[str, Any], str | None]:
+    """(run.json's fields that have the right types, the reason it is unreadable or None).
+    A non-object, a known field of the wrong type or an unknown status makes it unreadable;
+    the fields that are fine are kept for display."""
+    if not isinstance(raw, dict):
+        return {}, f"run.json holds {_shape(raw)}, not an object"
+    meta = dict(raw)
+    problems = []
+    for key, kind in _META_FIELDS.items():
+        v = meta.get(key)
+        if v is None:
+            continue
+        if kind == "int" and type(v) is float and v.is_integer():
+            meta[key] = int(v)
+            continue
+        ok = {
+            "str": type(v) is str,
+            "int": type(v) is int,
+            "number": _is_number(v),
+            "object": isinstance(v, dict),
+        }[kind]
+        if not ok:
+            problems.append(f"{key} is {_short(v)}, not {_KIND_WORDS[kind]}")
+            del meta[key]
+    st = meta.get("status")
+    if st is not None and st not in STATUSES:
+        problems.append(f"unknown status {_short(st)}")
+        del meta["status"]
+    return meta, ("run.json: " + "; ".join(problems)) if problems else None
+
+
+_ROW_INT = ("epoch", "step", "step_in_epoch")
+_ROW_NUMERIC = frozenset(
+    (
+        "t",
+        "train_loss",
+        "train_acc",
+        "val_loss",
+        "val_acc",
+        "val_top5",
+        "val_per_class_acc",
+        "val_macro_f1",
+        "val_blank_share",
+        "lr",
+        "epoch_time_s",
+        "samples_per_s",
+        "sync_max_diff",
+        "proc_peak_mem_mb",
+        "accuracy",
+        "top5_accuracy",
+        "top10_accuracy",
+        "per_class_accuracy",
+        "macro_precision",
+        "macro_recall",
+        "macro_f1",
+        "weighted_f1",
+        "roc_auc",
+        "pr_auc",
+        "nll",
+        "num_samples",
+    )
+)
+
+
+_ROW_INT_SET = frozenset(_ROW_INT)
+
+
+def clean_row(row: Any) -> dict[str, Any] | None:
+    """A metrics/system row readers can use, or None to drop it: an object whose ``kind`` is
+    a string and whose ``epoch``/``step``/``step_in_epoch`` are integers (or absent). A
+    known figure (loss, accuracy, lr, time...) that is not a number becomes null; other
+    fields are left as they are. Cheap: it runs on every line a viewer reads (a row of
+    numbers and a kind takes the fast path)."""
+    if type(row) is not dict:
         return None
+    for key, v in row.items():
+        t = type(v)
+        if t is int or v is None:
+            continue
+        if t is float:
+            if key in _ROW_INT_SET:
+                return _clean_row_fully(row)
+            continue
+        if t is str and key == "kind":
+            continue
+        return _clean_row_fully(row)
+    return row
+
+
+def _clean_row_fully(row: dict[str, Any]) -> dict[str, Any] | None:
+    kind = row.get("kind")
+    if kind is not None and type(kind) is not str:
+        return None
+    for key in _ROW_INT:
+        v = row.get(key)
+        if v is None or type(v) is int:
+            continue
+        if type(v) is float and v.is_integer():
+            row[key] = int(v)
+            continue
+        return None
+    bad = None
+    for key, v in row.items():
+        t = type(v)
+        if t is float or t is int or v is None:
+            continue
+        if key in _ROW_NUMERIC:
+            (bad := bad or []).append(key)
+    for key in bad or ():
+        row[key] = None
+    return row
+
+
+REPORT_FIGURES = (
+    "accuracy",
+    "top5_accuracy",
+    "top10_accuracy",
+    "per_class_accuracy",
+    "macro_precision",
+    "macro_recall",
+    "macro_f1",
+    "weighted_f1",
+    "roc_auc",
+    "pr_auc",
+    "nll",
+    "num_samples",
+    "num_classes",
+)
+
+
+def _figures(d: dict[str, Any]) -> dict[str, Any]:
+    """A split's figures with the known ones numeric (else null)."""
+    out = dict(d)
+    for k in REPORT_FIGURES:
+        if k in out and not (out[k] is None or _is_number(out[k])):
+            out[k] = None
+    return out
+
+
+def clean_report(raw: Any) -> dict[str, Any] | None:
+    """eval/report.json as readers use it: None when it is not an object; a split that is
+    not an object, a best threshold or calibration of the wrong shape, or a count that is
+    not an integer is left out; figures that are not numbers become null."""
+    if not isinstance(raw, dict):
+        return None
+    rep = dict(raw)
+    for split in ("val", "test"):
+        if split in rep:
+            if isinstance(rep[split], dict):
+                rep[split] = _figures(rep[split])
+            else:
+                del rep[split]
+    for key in ("num_classes", "best_epoch"):
+        if key in rep and type(rep[key]) is not int:
+            del rep[key]
+    best = rep.get("best_threshold")
+    if best is not None:
+        if isinstance(best, dict):
+            rep["best_threshold"] = {
+                s: _figures(r)
+                for s, r in best.items()
+                if isinstance(r, dict) and _is_number(r.get("threshold"))
+            }
+        else:
+            del rep["best_threshold"]
+    cal = rep.get("calibration")
+    if cal is not None:
+        ok = (
+            isinstance(cal, dict)
+            and _is_number(cal.get("threshold"))
+            and _is_number(cal.get("default_threshold"))
+        )
+        if ok:
+            cal = dict(cal)
+            for s in ("val", "test"):
+                row = cal.get(s)
+                if row is None:
+                    continue
+                if isinstance(row, dict) and all(
+                    isinstance(row.get(k), dict) for k in ("default", "calibrated")
+                ):
+                    cal[s] = {k: _figures(row[k]) for k in ("default", "calibrated")}
+                else:
+                    del cal[s]
+            rep["calibration"] = cal
+        else:
+            del rep["calibration"]
+    return rep
+
+
+def clean_config(raw: Any) -> dict[str, Any]:
+    """config.json as readers use it: {} when it is not an object; a section that is not an
+    object is left out."""
+    if not isinstance(raw, dict):
+        return {}
+    return {
+        k: v
+        for k, v in raw.items()
+        if not (k in ("data", "model", "optim", "training") and not isinstance(v, dict))
+    }
 
 
 # --------------------------------------------------------------------------- incremental JSONL
@@ -137,7 +553,8 @@ class JsonlTail:
 
     Remembers the byte offset of the last whole line it parsed; a partial last line (one
     being written, or torn by a crash) is left for the next call, and a line that is not
-    valid JSON is skipped. If the file shrinks (replaced), reading starts over.
+    valid JSON, or a row of the wrong shape (:func:`clean_row`), is skipped and counted in
+    ``skipped``. If the file shrinks (replaced), reading starts over.
     """
 
     def __init__(self, path: str | Path, chunk: int = 1 << 16):
@@ -168,12 +585,13 @@ class JsonlTail:
             if not line.strip():
                 continue
             try:
-                obj = orjson.loads(line)
+                obj = clean_row(orjson.loads(line))
             except orjson.JSONDecodeError:
+                obj = None
+            if obj is None:
                 self.skipped += 1
                 continue
-            if isinstance(obj, dict):
-                rows.append(obj)
+            rows.append(obj)
         self.offset += end + 1
         return rows
 
@@ -212,12 +630,59 @@ def hostname() -> str:
 # --------------------------------------------------------------------------- reading runs
 
 
+def active_seconds(
+    meta: dict[str, Any], now: float | None = None, status: str | None = None
+) -> float | None:
+    """Seconds a run has been active, over all its sessions (a resumed run does not count
+    the time it sat stopped): ``active_s`` (closed sessions) plus the open session, which
+    runs to ``now`` while ``status`` is active, else to ``ended_at`` / ``updated_at``.
+    Runs recorded before sessions were: start to end. None without a start."""
+    live = status in ACTIVE
+    now = time.time() if now is None else now
+
+    def end_of(since: float) -> float:
+        if live:
+            return now
+        for key in ("ended_at", "updated_at"):
+            if _is_number(meta.get(key)):
+                return float(meta[key])
+        return since
+
+    acc, sess = meta.get("active_s"), meta.get("session_started_at")
+    acc = float(acc) if _is_number(acc) else None
+    sess = float(sess) if _is_number(sess) else None
+    if acc is None and sess is None:
+        start = meta.get("started_at")
+        if not _is_number(start):
+            return None
+        return max(0.0, end_of(float(start)) - float(start))
+    total = acc or 0.0
+    if sess is not None:
+        total += max(0.0, end_of(sess) - sess)
+    return total
+
+
+def open_session(meta: dict[str, Any], now: float | None = None) -> dict[str, Any]:
+    """The run.json fields that start a session (an engine process working on the run):
+    earlier sessions folded into ``active_s``, this one from ``now``."""
+    now = time.time() if now is None else now
+    return {"active_s": active_seconds(meta, now, "closed") or 0.0, "session_started_at": now}
+
+
+def close_session(meta: dict[str, Any], now: float | None = None) -> dict[str, Any]:
+    """The run.json fields that end the open session at ``now``."""
+    now = time.time() if now is None else now
+    return {"active_s": active_seconds(meta, now, "running") or 0.0, "session_started_at": None}
+
+
 @dataclass
 class RunInfo:
-    """One run folder as viewers see it."""
+    """One run folder as viewers see it. ``problem`` says why its run.json is unreadable
+    (status ``unreadable``); the fields that could be read are still in ``meta``."""
 
     path: Path
     meta: dict[str, Any] = field(default_factory=dict)
+    problem: str | None = None
 
     @property
     def id(self) -> str:
@@ -225,6 +690,8 @@ class RunInfo:
 
     @property
     def raw_status(self) -> str:
+        if self.problem:
+            return "unreadable"
         return self.meta.get("status", "unknown")
 
     @property
@@ -262,50 +729,125 @@ class RunInfo:
 
     @property
     def duration_s(self) -> float | None:
-        start = self.meta.get("started_at")
-        if start is None:
-            return None
-        end = self.meta.get("ended_at")
-        if end is None:
-            end = self.meta.get("updated_at") if self.status not in ACTIVE else time.time()
-        return max(0.0, float(end or start) - float(start))
+        return active_seconds(self.meta, time.time(), self.status)
 
     def config(self) -> dict[str, Any]:
-        return read_json(self.path / CONFIG_JSON) or {}
+        return clean_config(_read_json_any(self.path / CONFIG_JSON)[0])
 
     def report(self) -> dict[str, Any] | None:
-        return read_json(self.path / EVAL_DIR / "report.json")
+        return clean_report(_read_json_any(self.path / EVAL_DIR / "report.json")[0])
 
     def metrics(self) -> list[dict[str, Any]]:
         return read_jsonl(self.path / METRICS)
 
     def refresh(self) -> RunInfo:
-        self.meta = read_json(self.path / RUN_JSON) or self.meta
+        raw, why = _read_json_any(self.path / RUN_JSON)
+        if why is None:  # a torn file (being rewritten in place) keeps what was read before
+            self.meta, self.problem = check_meta(raw)
+            if self.problem and not self.meta.get("error"):
+                self.meta["error"] = self.problem
         return self
 
 
-def load_run(path: str | Path) -> RunInfo:
+def rebuild_meta(path: str | Path) -> dict[str, Any] | None:
+    """What run.json should hold, rebuilt from config.json and metrics.jsonl (for a run.json
+    that is missing or torn): id, preset, dataset, max epochs, monitor, epoch, step, best
+    metric and epoch, start and last update, status ``starting`` (viewers show ``lost``
+    without a live process). None without a readable config.json."""
     path = Path(path)
-    meta = read_json(path / RUN_JSON)
-    if meta is None:
-        if (path / CONFIG_JSON).is_file():
-            meta = {"id": path.name, "status": "starting"}
-        else:
+    cfg = clean_config(_read_json_any(path / CONFIG_JSON)[0])
+    if not cfg:
+        return None
+    meta: dict[str, Any] = {"id": path.name, "status": "starting"}
+    training = cfg.get("training") or {}
+    monitor = training.get("monitor") if isinstance(training.get("monitor"), str) else "val_acc"
+    mode = training.get("monitor_mode")
+    if isinstance(cfg.get("name"), str):
+        meta["preset"] = cfg["name"]
+    if type(training.get("max_epochs")) is int:
+        meta["max_epochs"] = training["max_epochs"]
+    try:  # the dataset label, as the engine names it
+        from engine.config import validate
+
+        meta["dataset"] = validate(cfg, str(path / CONFIG_JSON)).dataset_label()
+    except Exception:  # noqa: BLE001 - a config this version cannot validate: no label
+        pass
+    if mode not in ("min", "max"):
+        mode = "min" if monitor.endswith("loss") else "max"
+    meta["monitor"], meta["monitor_mode"] = monitor, mode
+    rows = read_jsonl(path / METRICS)
+    times = [r["t"] for r in rows if _is_number(r.get("t"))]
+    if times:
+        meta["started_at"], meta["updated_at"] = min(times), max(times)
+    epochs = list(iter_epochs(rows))
+    if epochs:
+        meta["epoch"] = max(r["epoch"] for r in epochs)
+        steps = [r["step"] for r in rows if type(r.get("step")) is int]
+        if steps:
+            meta["step"] = max(steps)
+        scored = [r for r in epochs if _is_number(r.get(monitor))]
+        if scored:
+            pick = min if mode == "min" else max
+            best = pick(scored, key=lambda r: r[monitor])
+            meta["best_metric"], meta["best_epoch"] = best[monitor], best["epoch"]
+        accs = [r["val_acc"] for r in epochs if _is_number(r.get("val_acc"))]
+        if accs:
+            meta["best_val_acc"] = max(accs)
+    return meta
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """run.json of a run folder as a dict, for writers that update it: rebuilt
+    (:func:`rebuild_meta`) when it is missing, torn or not an object; {} when nothing can
+    be read."""
+    raw = read_json(Path(path) / RUN_JSON)
+    if raw is not None:
+        return raw
+    return rebuild_meta(path) or {}
+
+
+def load_run(path: str | Path) -> RunInfo:
+    """A run folder as viewers see it. Never raises for a folder that holds a run.json or
+    a config.json: a run.json that is missing or torn is rebuilt from config.json and
+    metrics.jsonl, one of the wrong shape makes the run ``unreadable`` (with the reason)."""
+    path = Path(path)
+    raw, why = _read_json_any(path / RUN_JSON)
+    if why is not None:
+        rebuilt = rebuild_meta(path)
+        if rebuilt is not None:
+            return RunInfo(path=path, meta=rebuilt)
+        if why == "missing":
             raise RunError(f"{path} is not a run folder (no {RUN_JSON})")
-    return RunInfo(path=path, meta=meta)
+        why = f"run.json: {why}"
+        return RunInfo(path=path, meta={"id": path.name, "error": why}, problem=why)
+    meta, problem = check_meta(raw)
+    if problem and not meta.get("error"):
+        meta["error"] = problem  # what `slr show` and the screens print for the run
+    return RunInfo(path=path, meta=meta, problem=problem)
 
 
 def list_runs(root: str | Path) -> list[RunInfo]:
-    """Every run folder under ``root``, newest first."""
+    """Every run folder under ``root``, newest first. A folder that cannot be read is one
+    ``unreadable`` entry (with the reason), never a broken list."""
     root = Path(root)
     if not root.is_dir():
         return []
     out = []
     for p in root.iterdir():
-        if p.is_dir() and not p.name.startswith(".") and (p / RUN_JSON).is_file():
-            with contextlib.suppress(RunError):
-                out.append(load_run(p))
-    out.sort(key=lambda r: (r.meta.get("started_at") or 0, r.id), reverse=True)
+        try:
+            if not (p.is_dir() and not p.name.startswith(".") and (p / RUN_JSON).is_file()):
+                continue
+            out.append(load_run(p))
+        except RunError:
+            continue
+        except Exception as exc:  # noqa: BLE001 - one bad folder is one bad row
+            out.append(RunInfo(path=p, meta={"id": p.name}, problem=f"cannot read: {exc}"))
+
+    def newest(r: RunInfo) -> tuple[float, str]:
+        t = r.meta.get("started_at")
+        return (float(t) if _is_number(t) else 0.0, r.id)
+
+    out.sort(key=newest, reverse=True)
     return out
 
 
@@ -327,11 +869,14 @@ def resolve_run(ref: str, root: str | Path) -> RunInfo:
 
 
 def iter_epochs(rows: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """Epoch rows, the last one per epoch number (a resumed run may repeat one)."""
+    """Epoch rows, the last one per epoch number (a resumed run may repeat one); a row
+    without an integer epoch is skipped."""
     last: dict[int, dict[str, Any]] = {}
     for r in rows:
-        if r.get("kind") == "epoch":
-            last[int(r.get("epoch", 0))] = r
+        if isinstance(r, dict) and r.get("kind") == "epoch":
+            e = r.get("epoch", 0)
+            if type(e) is int:
+                last[e] = r
     for k in sorted(last):
         yield last[k]
 

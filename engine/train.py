@@ -9,6 +9,7 @@ position, optimizer, scheduler, scaler and RNG state).
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -60,6 +61,9 @@ class StopFlag:
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
+        # the launcher starts the engine with both blocked (a stop before the handler is in
+        # waits instead of killing it): deliver any that is pending
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGTERM, signal.SIGINT))
 
 
 def monitor_mode(cfg: RunConfig) -> str:
@@ -79,9 +83,14 @@ def resolve_precision(cfg: RunConfig, use_cuda: bool) -> str:
 
 
 def rng_state() -> dict[str, Any]:
+    """Every RNG stream in forms ``torch.load(weights_only=True)`` accepts: python's state
+    as (version, list of ints, gauss), numpy's as (name, list of ints, pos, has_gauss,
+    cached_gaussian), torch's as byte tensors."""
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
     state = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "python": [int(version), [int(x) for x in internal], gauss],
+        "numpy": [str(name), [int(x) for x in keys], int(pos), int(has_gauss), float(cached)],
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -90,17 +99,34 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    """Restore :func:`rng_state`'s streams; also takes the older form (tuples, numpy's key
+    as an ndarray) that checkpoints written before it hold."""
+    version, internal, gauss = state["python"]
+    random.setstate((int(version), tuple(int(x) for x in internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state(
+        (str(name), np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached))
+    )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    from engine.checkpoint import save_checkpoint
+
+    save_checkpoint(obj, path)
+
+
+def _load_best(path: Path) -> dict[str, Any]:
+    """best.pt for the final evaluation, loaded safely (weights_only); one-line error."""
+    from engine.checkpoint import CheckpointError, load_checkpoint, model_state
+
+    ck = load_checkpoint(path)
+    if "model" not in ck:
+        raise CheckpointError(f"checkpoint {path} has no 'model' entry")
+    model_state(ck, path)
+    return ck
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -152,12 +178,31 @@ class Recorder:
     trackers: Any = None  # engine.trackers.Trackers, when asked for
 
     def update(self, **fields: Any) -> None:
+        """Merge ``fields`` into run.json as it is on disk; atomic, and in place as a last
+        resort on a full disk (:func:`engine.runs.write_run_json`)."""
         if not self.enabled:
             return
-        self.meta = {**self.meta, **(runs.read_json(self.run_dir / runs.RUN_JSON) or {})}
-        self.meta.update(fields)
-        self.meta["updated_at"] = time.time()
-        runs.atomic_write_json(self.run_dir / runs.RUN_JSON, self.meta)
+        self.meta = runs.update_run_json(self.run_dir, fields, base=self.meta)
+
+    def end(self, status: str, **fields: Any) -> bool:
+        """Record how this session ended: ``status``, ``ended_at``, no pid, the session's
+        time added to ``active_s``. Never raises (it runs on every way out, when writing
+        may be what failed); False, with a log line, when run.json could not be written."""
+        if not self.enabled:
+            return True
+        now = time.time()
+        current = {**self.meta, **(runs.read_json(self.run_dir / runs.RUN_JSON) or {})}
+        fields = {"status": status, "ended_at": now, "pid": None, **fields}
+        if status != "failed":
+            fields.setdefault("error", None)
+        fields.update(runs.close_session(current, now))
+        try:
+            self.update(**fields)
+            return True
+        except Exception as exc:  # noqa: BLE001
+            why = runs.no_space_line(exc, self.run_dir) or f"{type(exc).__name__}: {exc}"
+            log.error("cannot record status %s in run.json: %s", status, why)
+            return False
 
     def metric(self, kind: str, **fields: Any) -> None:
         if not self.enabled:
@@ -319,20 +364,56 @@ class Trainer:
         ebs = cfg.data.eval_batch_size or 2 * cfg.data.batch_size
         self.val_loader = self._eval_loader(b.val, ebs)
         self.test_loader = self._eval_loader(b.test, ebs) if b.test is not None else None
+        one_pass = math.ceil(len(self.train_sampler) / cfg.data.batch_size)
+        if t.min_epoch_steps and one_pass < t.min_epoch_steps:
+            self.train_sampler.passes = math.ceil(t.min_epoch_steps / one_pass)
+        self.passes_per_epoch = self.train_sampler.passes
         self.steps_per_epoch = math.ceil(len(self.train_sampler) / cfg.data.batch_size)
+        if self.passes_per_epoch > 1:
+            log.info(
+                "small training split: one pass is %d optimiser step%s, so an epoch is %d "
+                "passes (%d steps; training.min_epoch_steps=%d)",
+                one_pass,
+                "" if one_pass == 1 else "s",
+                self.passes_per_epoch,
+                self.steps_per_epoch,
+                t.min_epoch_steps,
+            )
+        if len(b.val) < 50 and t.patience is not None:
+            log.info(
+                "small validation split (%d samples): %s moves in steps of 1/%d; ties are "
+                "broken by %s and early stopping waits for %d optimiser steps at least",
+                len(b.val),
+                t.monitor,
+                len(b.val),
+                t.monitor_tie_break or "nothing",
+                t.min_steps,
+            )
 
-        optimizer = torch.optim.AdamW(
-            _param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr, betas=cfg.optim.betas
-        )
-        self.model, self.optimizer = acc.prepare(model, optimizer)
-        # the scheduler is stepped by hand: accelerate's wrapper would step it once per process
-        self.scheduler, self.sched_when = build_scheduler(
-            self.optimizer,
-            cfg.optim,
-            steps_per_epoch=self.steps_per_epoch,
-            max_epochs=t.max_epochs,
-            mode=self.mode,
-        )
+        # a classical model (MiniRocket + ridge) is fitted once, in closed form: no optimiser
+        self.classical = bool(getattr(model, "is_classical", False))
+        if self.classical:
+            if acc.num_processes > 1:
+                raise ModelError(f"model '{cfg.model.name}' is fitted in one process; drop --gpus")
+            self.train_sampler.passes = self.passes_per_epoch = 1
+            self.steps_per_epoch = 1
+            self.model, self.optimizer = acc.prepare(model), None
+            self.scheduler, self.sched_when = None, None
+        else:
+            optimizer = torch.optim.AdamW(
+                _param_groups(model, cfg.optim.weight_decay),
+                lr=cfg.optim.lr,
+                betas=cfg.optim.betas,
+            )
+            self.model, self.optimizer = acc.prepare(model, optimizer)
+            # the scheduler is stepped by hand: accelerate's wrapper would step it per process
+            self.scheduler, self.sched_when = build_scheduler(
+                self.optimizer,
+                cfg.optim,
+                steps_per_epoch=self.steps_per_epoch,
+                max_epochs=t.max_epochs,
+                mode=self.mode,
+            )
         self.class_weight = b.class_weights().to(acc.device) if t.class_weighted else None
         self.criterion = nn.CrossEntropyLoss(
             weight=self.class_weight, label_smoothing=t.label_smoothing
@@ -345,6 +426,7 @@ class Trainer:
         self.best: float | None = None
         self.best_epoch = 0
         self.since_best = 0
+        self.best_tie: float | None = None  # the tie-break metric at the best epoch
         self.epoch_acc = {"loss_sum": 0.0, "correct": 0, "seen": 0}
         if self.resume:
             self._load_last()
@@ -377,20 +459,21 @@ class Trainer:
         acc = self.accelerator
         return {
             "model": acc.unwrap_model(self.model).state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
             "scaler": acc.scaler.state_dict() if acc.scaler is not None else None,
             "epoch": self.epoch,
             "step_in_epoch": self.step_in_epoch,
             "global_step": self.global_step,
-            "best": self.best,
-            "best_epoch": self.best_epoch,
-            "since_best": self.since_best,
+            "best": None if self.best is None else float(self.best),
+            "best_epoch": int(self.best_epoch),
+            "since_best": int(self.since_best),
+            "best_tie": None if self.best_tie is None else float(self.best_tie),
             "epoch_acc": dict(self.epoch_acc),
-            "rng": rng_state(),
+            "rng": rng_state(),  # plain values: the file loads with weights_only=True
             "config": self.cfg.to_dict(),
-            "class_names": self.bundle.class_names,
-            "input_dim": self.bundle.input_dim,
+            "class_names": [str(c) for c in self.bundle.class_names],
+            "input_dim": None if self.bundle.input_dim is None else int(self.bundle.input_dim),
             "world_size": acc.num_processes,
         }
 
@@ -400,12 +483,23 @@ class Trainer:
             atomic_torch_save(ckpt, self.run_dir / name)
 
     def _load_weights(self, model: nn.Module, path: str) -> None:
+        from engine.checkpoint import CheckpointError, load_checkpoint, model_state
+
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"--init-checkpoint: no file at {p}")
-        state = torch.load(p, map_location="cpu", weights_only=False)
-        state = state.get("model", state)
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        try:
+            state = model_state(load_checkpoint(p), p)
+        except CheckpointError as exc:
+            raise CheckpointError(f"--init-checkpoint: {exc}") from None
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # same names, other shapes
+            first = str(exc).strip().splitlines()
+            detail = first[1].strip() if len(first) > 1 else (first[0] if first else "")
+            raise CheckpointError(
+                f"--init-checkpoint: {p} does not fit this model ({detail[:200]})"
+            ) from None
         log.info(
             "initialised weights from %s (%d missing, %d unexpected keys)",
             p,
@@ -414,17 +508,27 @@ class Trainer:
         )
 
     def _load_last(self) -> None:
+        from engine.checkpoint import CheckpointError, load_checkpoint
+
         p = self.run_dir / "last.pt"
         if not p.is_file():
             raise ConfigError(f"cannot resume: {p} does not exist")
-        ck = torch.load(p, map_location="cpu", weights_only=False)
+        try:
+            ck = load_checkpoint(p)
+        except CheckpointError as exc:
+            raise CheckpointError(f"cannot resume: {exc}") from None
+        need = ("model", "optimizer", "epoch", "step_in_epoch", "global_step", "rng")
+        lacking = [k for k in need if k not in ck]
+        if lacking:
+            raise CheckpointError(f"cannot resume: {p} lacks {', '.join(lacking)}")
         if ck.get("world_size", 1) != self.accelerator.num_processes:
             raise ConfigError(
                 f"cannot resume: last.pt was written by {ck.get('world_size')} processes, "
                 f"this run has {self.accelerator.num_processes}"
             )
         self.accelerator.unwrap_model(self.model).load_state_dict(ck["model"])
-        self.optimizer.load_state_dict(ck["optimizer"])
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(ck["optimizer"])
         if self.scheduler is not None and ck.get("scheduler") is not None:
             self.scheduler.load_state_dict(ck["scheduler"])
         if self.accelerator.scaler is not None and ck.get("scaler") is not None:
@@ -434,6 +538,7 @@ class Trainer:
         self.global_step = ck["global_step"]
         self.best, self.best_epoch, self.since_best = ck["best"], ck["best_epoch"], ck["since_best"]
         self.epoch_acc = dict(ck["epoch_acc"])
+        self.best_tie = ck.get("best_tie")
         set_rng_state(ck["rng"])  # last, so nothing above draws from the restored streams
         log.info(
             "resumed from last.pt at epoch %d, step %d of %d",
@@ -462,12 +567,59 @@ class Trainer:
             log.info("epoch %d: backbone frozen", self.epoch + 1)
         return list(net.backbone_parameters())
 
+    def _improved(self, value: float, tie: float | None) -> bool:
+        """Is ``value`` (with tie-break metric ``tie``) better than the best so far?"""
+        if self.best is None:
+            return True
+        if value != self.best:
+            return value > self.best if self.mode == "max" else value < self.best
+        tie_break = self.cfg.training.monitor_tie_break
+        if tie is None or self.best_tie is None or not tie_break:
+            return False
+        tie_mode = "min" if tie_break.endswith("loss") else "max"
+        return tie < self.best_tie if tie_mode == "min" else tie > self.best_tie
+
     def lr(self) -> float:
+        if self.optimizer is None:  # a classical model: fitted in closed form
+            return 0.0
         return float(self.optimizer.param_groups[0]["lr"])
+
+    def _fit_classical(self) -> bool:
+        """The one 'epoch' of a classical model: fit on the whole training split (one
+        ordered pass, no augmentation), then score the training split for the epoch row."""
+        acc = self.accelerator
+        net = acc.unwrap_model(self.model)
+        ds = copy.copy(self.bundle.train)
+        ds.augment = False
+        loader = self._eval_loader(ds, self.cfg.data.eval_batch_size or 2 * self.cfg.data.batch_size)
+        t0 = time.perf_counter()
+        log.info("fitting %s on %d training samples", self.cfg.model.name, len(ds))
+        net.fit_batches(_to_device(b, acc.device) for b in loader)
+        probs, labels, _, _ = predict(self.model, loader, acc, len(ds))
+        n = len(labels)
+        p_true = np.clip(probs[np.arange(n), labels], 1e-12, 1.0)
+        self.epoch_acc = {
+            "loss_sum": float(-np.log(p_true).sum()),
+            "correct": int((probs.argmax(1) == labels).sum()),
+            "seen": n,
+        }
+        self.step_in_epoch, self.global_step = 1, self.global_step + 1
+        self.rec.metric(
+            "step",
+            epoch=self.epoch + 1,
+            step=self.global_step,
+            step_in_epoch=1,
+            train_loss=self.epoch_acc["loss_sum"] / max(n, 1),
+            lr=0.0,
+            samples_per_s=n / max(time.perf_counter() - t0, 1e-9),
+        )
+        return not self._stop_requested()
 
     def train_epoch(self) -> bool:
         """One epoch (or its remainder after a resume). Returns False if stopped midway."""
         acc, t = self.accelerator, self.cfg.training
+        if self.classical:
+            return self._fit_classical()
         self.model.train()
         self.train_sampler.set_epoch(self.epoch, skip=self.step_in_epoch * self.cfg.data.batch_size)
         win_loss, win_n, win_t0 = 0.0, 0, time.perf_counter()
@@ -568,8 +720,9 @@ class Trainer:
             started_at=self.rec.meta.get("started_at") or time.time(),
             ended_at=None,
             error=None,
-            max_epochs=t.max_epochs,
+            max_epochs=1 if self.classical else t.max_epochs,
             steps_per_epoch=self.steps_per_epoch,
+            passes_per_epoch=self.passes_per_epoch,
             world_size=acc.num_processes,
             device=str(acc.device),
             mixed_precision=acc.mixed_precision,
@@ -621,7 +774,8 @@ class Trainer:
 
                 self.rec.trackers = Trackers(self.run_dir, cfg, self.run_dir.name)
         reason = "max_epochs"
-        while self.epoch < t.max_epochs:
+        max_epochs = 1 if self.classical else t.max_epochs  # closed form: one fit is all
+        while self.epoch < max_epochs:
             t0 = time.perf_counter()
             seen0 = self.epoch_acc["seen"]
             if not self.train_epoch():
@@ -658,14 +812,14 @@ class Trainer:
                     f"training.monitor '{t.monitor}' is not an epoch metric; "
                     f"valid: {', '.join(k for k in row if k.startswith(('val_', 'train_')))}"
                 )
-            improved = self.best is None or (
-                value > self.best if self.mode == "max" else value < self.best
-            )
+            tie = row.get(t.monitor_tie_break) if t.monitor_tie_break else None
+            improved = self._improved(value, tie)
             self.epoch += 1
             self.step_in_epoch = 0
             self.epoch_acc = {"loss_sum": 0.0, "correct": 0, "seen": 0}
             if improved:
                 self.best, self.best_epoch, self.since_best = float(value), self.epoch, 0
+                self.best_tie = None if tie is None else float(tie)
             else:
                 self.since_best += 1
             if self.sched_when == "epoch":
@@ -688,7 +842,7 @@ class Trainer:
             log.info(
                 "epoch %d/%d  train_loss %.4f  val_loss %.4f  val_acc %.4f  top5 %.4f  lr %.2e  %.1fs%s",
                 self.epoch,
-                t.max_epochs,
+                max_epochs,
                 row["train_loss"],
                 row["val_loss"] if row["val_loss"] is not None else float("nan"),
                 row["val_acc"],
@@ -703,7 +857,11 @@ class Trainer:
                 reason = "target_metric"
                 log.info("%s reached the target %s: stopping", t.monitor, t.target_metric)
                 break
-            if t.patience is not None and self.since_best >= t.patience:
+            if (
+                t.patience is not None
+                and self.since_best >= t.patience
+                and self.global_step >= t.min_steps
+            ):
                 reason = "early_stopping"
                 log.info("no improvement in %d epochs: early stopping", t.patience)
                 break
@@ -719,7 +877,7 @@ class Trainer:
         acc = self.accelerator
         acc.wait_for_everyone()
         if best.is_file():
-            ck = torch.load(best, map_location="cpu", weights_only=False)
+            ck = _load_best(best)
             acc.unwrap_model(self.model).load_state_dict(ck["model"])
         splits: dict[str, dict[str, Any]] = {}
         loaders = [("val", self.val_loader)]
@@ -771,27 +929,57 @@ def run_training(
     on_step: Callable[[Trainer], None] | None = None,
     install_signals: bool = False,
 ) -> int:
-    """Train, evaluate and record one run. Returns the process exit code."""
+    """Train, evaluate and record one run. Returns the process exit code.
+
+    Every way out records a true status in run.json: ``finished``; ``stopped`` (also for a
+    stop before training started); ``failed`` with the error (bad input, an exception in
+    set-up or training, a write that failed: a full disk is one line, ``no space left on
+    ...``). The time this session was active is added to ``active_s``."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not (run_dir / runs.CONFIG_JSON).is_file():
-        runs.atomic_write_json(run_dir / runs.CONFIG_JSON, cfg.to_dict())
+    main = _is_main_env()
     stop = stop or StopFlag()
     if install_signals:
         stop.install()
-    trainer = Trainer(
-        cfg, run_dir, resume=resume, init_checkpoint=init_checkpoint, stop=stop, on_step=on_step
-    )
-    rec = Recorder(run_dir, _is_main_env(), runs.read_json(run_dir / runs.RUN_JSON) or {})
-    rec.meta.setdefault("id", run_dir.name)
-    rec.meta.setdefault("preset", cfg.name)
-    rec.meta.setdefault("dataset", cfg.dataset_label())
+    rec = Recorder(run_dir, main, {})
+    trainer: Trainer | None = None
     try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        setup_logging(run_dir, main)  # early lines (a stop, a failure in set-up) reach log.txt
+        if main and not (run_dir / runs.CONFIG_JSON).is_file():
+            runs.atomic_write_json(run_dir / runs.CONFIG_JSON, cfg.to_dict())
+        prior = runs.read_meta(run_dir) if main else {}  # a torn run.json is rebuilt
+        if resume and prior.get("status") == "finished":
+            log.error("run %s has finished: nothing to resume", run_dir.name)
+            return EXIT_BAD_INPUT  # and run.json stays as it is
+        rec.meta = prior
+        now = time.time()
+        opening: dict[str, Any] = {
+            "id": prior.get("id") or run_dir.name,
+            "preset": prior.get("preset") or cfg.name,
+            "dataset": prior.get("dataset") or cfg.dataset_label(),
+            "max_epochs": prior.get("max_epochs") or cfg.training.max_epochs,
+            "started_at": prior.get("started_at") or now,
+            "host": runs.hostname(),
+            "ended_at": None,
+            **runs.open_session(prior, now),
+        }
+        if prior.get("status") not in runs.ACTIVE:
+            opening["status"] = "starting"
+        if not runs.pid_alive(prior.get("pid")):
+            opening.update(pid=os.getpid(), pgid=os.getpgrp())
+        rec.update(**opening)
+        if stop.requested:
+            return _stopped_before_training(rec, stop)
+        trainer = Trainer(
+            cfg, run_dir, resume=resume, init_checkpoint=init_checkpoint, stop=stop, on_step=on_step
+        )
         trainer.setup()
         rec = trainer.rec
+        if stop.requested:
+            return _stopped_before_training(rec, stop)
         status = trainer.fit()
         if status == "stopped":
-            rec.update(status="stopped", ended_at=time.time(), pid=None)
+            rec.end("stopped")
             return EXIT_STOPPED
         report = trainer.final_eval()
         results = {}
@@ -802,33 +990,56 @@ def run_training(
                         k: report[split].get(k)
                         for k in ("accuracy", "top5_accuracy", "per_class_accuracy", "macro_f1")
                     }
-        rec.update(status="finished", ended_at=time.time(), results=results, pid=None)
+        rec.end("finished", results=results)
         log.info("finished: %s", run_dir)
         return EXIT_OK
     except USER_ERRORS as exc:
-        log.error("error: %s", exc)
-        rec.update(status="failed", error=str(exc), ended_at=time.time(), pid=None)
+        line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log.error("error: %s", line)
+        rec.end("failed", error=line)
         return EXIT_BAD_INPUT
     except Exception as exc:  # noqa: BLE001 - recorded, then the process exits non-zero
-        tb = traceback.format_exc()
-        if _is_main_env():
-            with open(run_dir / runs.LOG, "a") as f:
-                f.write(tb)
-        line = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        rec.update(status="failed", error=line, ended_at=time.time(), pid=None)
+        line = runs.no_space_line(exc, run_dir)
+        if line is None:  # a full disk is one line; anything else keeps its traceback
+            line = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            if main:
+                try:
+                    with open(run_dir / runs.LOG, "a") as f:
+                        f.write(traceback.format_exc())
+                except OSError:
+                    pass
         log.error("failed: %s", line)
+        rec.end("failed", error=line)
         return EXIT_FAILED
+    except BaseException as exc:  # KeyboardInterrupt without our handler, SystemExit
+        rec.end("failed", error=f"interrupted ({type(exc).__name__})")
+        raise
     finally:
-        trainer_close(trainer)
+        if trainer is not None:
+            trainer_close(trainer)
+
+
+def _stopped_before_training(rec: Recorder, stop: StopFlag) -> int:
+    log.info("stop requested (%s) before training started", stop.signal_name)
+    rec.end("stopped")
+    return EXIT_STOPPED
 
 
 def trainer_close(trainer: Trainer) -> None:
+    """Stop the telemetry sampler and close the trackers; never raises (it runs on the way
+    out, after the status is recorded)."""
     sampler = getattr(trainer, "telemetry", None)
     if sampler is not None:
-        sampler.stop()
+        try:
+            sampler.stop()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("telemetry did not stop cleanly: %s", exc)
     rec = getattr(trainer, "rec", None)
     if rec is not None and rec.trackers is not None:
-        rec.trackers.close()
+        try:
+            rec.trackers.close()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("trackers did not close cleanly: %s", exc)
 
 
 def _is_main_env() -> bool:

@@ -57,11 +57,20 @@ def _root(runs_dir: Path | None) -> Path:
     from slr_tui import settings as settings_mod
 
     if runs_dir or os.environ.get("SLR_RUNS_DIR"):
-        return runs.runs_dir(runs_dir)
+        root = runs.runs_dir(runs_dir)
+    else:
+        try:
+            root = settings_mod.resolve_runs_dir(None, settings_mod.load_settings())
+        except settings_mod.SettingsError as exc:
+            raise fail(str(exc)) from None
+    if "\0" in str(root):
+        raise fail("the runs folder path cannot contain a NUL character")
     try:
-        return settings_mod.resolve_runs_dir(None, settings_mod.load_settings())
-    except settings_mod.SettingsError as exc:
-        raise fail(str(exc)) from None
+        if root.exists() and not root.is_dir():
+            raise fail(f"runs folder {root} is a file, not a folder (--runs-dir / $SLR_RUNS_DIR)")
+    except OSError as exc:
+        raise fail(f"cannot use runs folder {root}: {exc.strerror or exc}") from None
+    return root
 
 
 def _flag_overrides(data_root: Path | None, device: str | None) -> dict[str, Any]:
@@ -76,11 +85,53 @@ def _flag_overrides(data_root: Path | None, device: str | None) -> dict[str, Any
     return extra
 
 
+def _is_path_ref(ref: str) -> bool:
+    """An explicit path (absolute, ``~``, ``./``, ``../``, or holding a separator), as
+    opposed to a run id or a prefix of one."""
+    seps = {"/", os.sep} | ({os.altsep} if os.altsep else set())
+    return ref.startswith("~") or any(s in ref for s in seps) or ref in (".", "..")
+
+
+def resolve_ref(ref: str, root: Path) -> runs.RunInfo:
+    """RUN: a run id, a unique prefix of one (both looked up in ``root`` only, never a
+    path), or an explicit path that exists as given and is a run folder. Whatever is
+    written for the run goes into the folder this returns, nothing outside it."""
+    if not ref or not ref.strip():
+        raise runs.RunError("give a run id, a unique prefix of one, or a path to a run folder")
+    if "\0" in ref:
+        raise runs.RunError("a run reference cannot contain a NUL character")
+    if _is_path_ref(ref):
+        p = Path(ref).expanduser()
+        if not p.is_dir():
+            raise runs.RunError(f"no run folder at {ref}")
+        if not ((p / runs.RUN_JSON).is_file() or (p / runs.CONFIG_JSON).is_file()):
+            raise runs.RunError(
+                f"{ref} is not a run folder (no {runs.RUN_JSON} or {runs.CONFIG_JSON})"
+            )
+        return runs.load_run(p)
+    exact = root / ref
+    if exact.is_dir() and (
+        (exact / runs.RUN_JSON).is_file() or (exact / runs.CONFIG_JSON).is_file()
+    ):
+        return runs.load_run(exact)
+    matches = [
+        r for r in runs.list_runs(root) if r.path.name.startswith(ref) or r.id.startswith(ref)
+    ]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise runs.RunError(f"no run '{ref}' under {root} (give an id, a unique prefix, or a path)")
+    names = ", ".join(r.path.name for r in matches[:5])
+    raise runs.RunError(f"'{ref}' matches {len(matches)} runs ({names}...): give more of the id")
+
+
 def _run_ref(ref: str, runs_dir: Path | None) -> runs.RunInfo:
     try:
-        return runs.resolve_run(ref, _root(runs_dir))
+        return resolve_ref(ref, _root(runs_dir))
     except runs.RunError as exc:
         raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"cannot read run '{ref}': {exc.strerror or exc}") from None
 
 
 # --------------------------------------------------------------------------- presets
@@ -116,6 +167,8 @@ def presets_show(
     ] = None,
 ) -> None:
     """Print a preset's effective config (every key, defaults filled in)."""
+    if not name.strip():
+        raise fail("give a preset name (see `slr presets`)")
     try:
         cfg = cfgmod.resolve(preset=name, sets=sets)
     except ConfigError as exc:
@@ -288,10 +341,10 @@ def run(
                 "--resume continues a run with its own config.json; drop --preset/--config/--set"
             )
         info = _run_ref(resume, runs_dir)
-        if info.status in runs.ACTIVE:
-            raise fail(f"run {info.id} is still running")
-        if not (info.path / "last.pt").is_file():
-            raise fail(f"run {info.id} has no last.pt to resume from")
+        try:  # only stopped, failed and lost runs, with a last.pt
+            launch.check_resumable(info)
+        except runs.RunError as exc:
+            raise fail(str(exc)) from None
         run_dir = info.path
     else:
         if not preset and not config:
@@ -307,7 +360,10 @@ def run(
             launch.check_available(cfg)
         except ConfigError as exc:
             raise fail(str(exc)) from None
-        run_dir = launch.prepare_run(cfg, root)
+        try:
+            run_dir = launch.prepare_run(cfg, root)
+        except OSError as exc:  # a full disk: one line, no run folder left behind
+            raise fail(str(exc)) from None
     proc = launch.spawn(
         run_dir,
         resume=bool(resume),
@@ -320,6 +376,7 @@ def run(
     if not quiet:
         console.print(f"run [bold]{run_dir.name}[/]  (log: {run_dir / runs.LOG})", highlight=False)
     code = _progress_loop(run_dir, proc, quiet)
+    launch.settle(run_dir, code)  # killed before it could record its end: record it
     info = runs.load_run(run_dir)
     _print_outcome(info, code)
     if code != 0 or info.raw_status != "finished":
@@ -550,6 +607,8 @@ def show(
     """A run's summary, epochs, results, per-class table (worst first) and best thresholds."""
     from engine import evaluate  # numpy/sklearn only
 
+    if split not in ("val", "test"):
+        raise fail(f"--split must be val or test, not '{split}'")
     r = _run_ref(run_ref, runs_dir)
     m = r.meta
     lines = [
@@ -640,6 +699,9 @@ def stop(
         console.print(f"run {r.id}: {status}")
 
 
+MIN_THRESHOLD_STEP = 0.001  # 1001 thresholds at most
+
+
 @app.command()
 def thresholds(
     run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run id, unique prefix, or path.")],
@@ -660,14 +722,16 @@ def thresholds(
 
     if split not in ("val", "test"):
         raise fail("--split must be val or test")
-    if not 0 < step <= 1:
-        raise fail("--step must be in (0, 1]")
+    if not MIN_THRESHOLD_STEP <= step <= 1:  # also NaN; a tiny step would sweep for ever
+        raise fail(f"--step must be between {MIN_THRESHOLD_STEP:g} and 1, not {step:g}")
     r = _run_ref(run_ref, runs_dir)
     eval_dir = r.path / runs.EVAL_DIR
     try:
         ids, y, probs, names = evaluate.load_predictions(eval_dir, split)
     except (OSError, KeyError, ValueError):
         raise fail(f"run {r.id} has no {split} predictions yet (eval/predictions.npz)") from None
+    if probs.ndim != 2 or probs.shape[1] < 2 or len(probs) != len(y):
+        raise fail(f"run {r.id}: {eval_dir / 'predictions.npz'} is damaged ({split} probabilities)")
     task = "binary" if probs.shape[1] == 2 else "multiclass"
     grid = evaluate.default_thresholds(step, max(step, 1.0 - step), step)
     rows = evaluate.threshold_sweep(y, probs, grid)
@@ -690,7 +754,10 @@ def thresholds(
             if not 0.0 <= value <= 1.0:
                 raise fail(f"--pick {value}: a threshold must be in [0, 1]")
             rule = "manual"
-        picked = evaluate.write_threshold(r.path, value, rule)
+        try:
+            picked = evaluate.write_threshold(r.path, value, rule)
+        except OSError as exc:
+            raise fail(_os_error_line(exc, r.path / runs.THRESHOLD_JSON)) from None
     title = f"{r.id}: {split} threshold sweep ({task}" + (
         ", by max probability)" if task != "binary" else ", positive = class 1)"
     )
@@ -744,11 +811,28 @@ def tui(
     raise typer.Exit(run_app(runs_dir, read_only=read_only))
 
 
+def _os_error_line(exc: OSError, path: str | os.PathLike | None = None) -> str:
+    """One line for an OSError that reached the CLI (a full disk above all)."""
+    if isinstance(exc, runs.WriteError):  # already one line for people
+        return str(exc)
+    where = exc.filename or path
+    full = runs.no_space_line(exc, where or ".")  # "no space left on MOUNT (PATH)"
+    if full is not None:
+        return full
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"{reason} ({where})" if where else reason
+
+
 def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as exc:  # the disk filled up, a folder vanished, ...: one line, no traceback
+        err_console.print(
+            f"[bold red]error:[/] {_os_error_line(exc)}", highlight=False, soft_wrap=True
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +14,8 @@ from pathlib import Path
 
 from engine import runs
 from engine.config import ConfigError, RunConfig
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 ROOT_HINTS = {
     "wlasl": "the folder with the WLASL metadata JSON and videos/",
@@ -54,23 +58,76 @@ def check_available(cfg: RunConfig) -> None:
         )
 
 
+def _write_error(exc: OSError, path: Path, what: str) -> runs.WriteError:
+    """One line for a failed write: ``no space left on MOUNT (PATH)`` for a full disk."""
+    line = runs.no_space_line(exc, path)
+    if line is None:
+        line = f"cannot {what}: {exc.strerror or exc} ({exc.filename or path})"
+    return runs.WriteError(line, exc.errno, str(exc.filename or path))
+
+
 def prepare_run(cfg: RunConfig, runs_root: str | Path, tags: dict | None = None) -> Path:
-    """Create the run folder with config.json and a ``starting`` run.json."""
-    run_dir = runs.create_run_dir(runs_root, cfg.name)
-    runs.atomic_write_json(run_dir / runs.CONFIG_JSON, cfg.to_dict())
-    meta = {
-        "id": run_dir.name,
-        "preset": cfg.name,
-        "dataset": cfg.dataset_label(),
-        "status": "starting",
-        "host": runs.hostname(),
-        "started_at": time.time(),
-        "max_epochs": cfg.training.max_epochs,
-        "epoch": 0,
-    }
-    meta.update(tags or {})
-    runs.atomic_write_json(run_dir / runs.RUN_JSON, meta)
+    """Create the run folder with config.json and a ``starting`` run.json.
+
+    On a full disk (less than :data:`engine.runs.LOW_SPACE_BYTES` free) or any failed write
+    this raises :class:`engine.runs.WriteError` (an OSError; one line, ``no space left on
+    MOUNT (PATH)``) and leaves no run folder behind."""
+    root = Path(runs_root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _write_error(exc, root, f"create the runs folder {root}") from None
+    runs.check_free_space(root)
+    try:
+        run_dir = runs.create_run_dir(root, cfg.name)
+    except OSError as exc:
+        raise _write_error(exc, root, f"create a run folder under {root}") from None
+    try:
+        runs.atomic_write_json(run_dir / runs.CONFIG_JSON, cfg.to_dict())
+        meta = {
+            "id": run_dir.name,
+            "preset": cfg.name,
+            "dataset": cfg.dataset_label(),
+            "status": "starting",
+            "host": runs.hostname(),
+            "started_at": time.time(),
+            "max_epochs": cfg.training.max_epochs,
+            "epoch": 0,
+        }
+        meta.update(tags or {})
+        runs.atomic_write_json(run_dir / runs.RUN_JSON, meta)
+    except OSError as exc:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise _write_error(exc, run_dir, "write the run folder") from None
     return run_dir
+
+
+def check_resumable(info: runs.RunInfo) -> None:
+    """Raise RunError (one line) unless ``info`` is a run that ``--resume`` may continue:
+    ``stopped``, ``failed`` or ``lost``, with a last.pt. A finished run (early-stopped
+    ones too) is never trained on and rewritten."""
+    st = info.status
+    if st in runs.ACTIVE:
+        raise runs.RunError(f"run {info.id} is still {st}")
+    again = f"slr run --config {info.path / runs.CONFIG_JSON}"
+    if st == "finished":
+        epochs = f"{info.epoch}/{info.max_epochs}" if info.max_epochs else str(info.epoch)
+        why = info.meta.get("stop_reason")
+        raise runs.RunError(
+            f"run {info.id} has finished ({epochs} epochs{', ' + why if why else ''}): "
+            f"nothing to resume; to train it again: {again}"
+        )
+    if st == "unreadable":
+        raise runs.RunError(f"run {info.id} cannot be resumed: {info.problem}")
+    if st not in runs.RESUMABLE:
+        raise runs.RunError(
+            f"run {info.id} is {st}: only stopped, failed and lost runs can be resumed"
+        )
+    if not (info.path / "last.pt").is_file():
+        raise runs.RunError(
+            f"run {info.id} has no last.pt to resume from (it ended before its first "
+            f"checkpoint); to start it again: {again}"
+        )
 
 
 def engine_command(
@@ -97,9 +154,34 @@ def spawn(
     env: dict[str, str] | None = None,
 ) -> subprocess.Popen:
     """Start the engine in its own session and process group, output to log.txt, so it
-    survives the viewer closing or the SSH connection dropping."""
+    survives the viewer closing or the SSH connection dropping.
+
+    A single engine process starts with SIGTERM and SIGINT blocked: a stop sent before it
+    has installed its handler waits (pending) instead of killing it, and the engine takes
+    it as soon as it can (it ends ``stopped``). ``resume`` refuses (RunError) a run that
+    :func:`check_resumable` refuses, before anything is touched."""
+    if resume:
+        check_resumable(runs.load_run(run_dir))
     cmd = engine_command(run_dir, resume=resume, init_checkpoint=init_checkpoint, procs=procs)
+    # a new session: written before the engine starts, so nothing here can overwrite what
+    # the engine records itself. A torn run.json is rebuilt first; the time of earlier
+    # sessions is kept in active_s (a resumed run's duration leaves out the idle gap).
+    before = runs.read_meta(run_dir)
+    _update_quietly(
+        run_dir,
+        {
+            "status": "starting",
+            "ended_at": None,
+            "error": None,
+            "stop_reason": None,
+            "active_s": runs.active_seconds(before, status="closed") or 0.0,
+            "session_started_at": None,  # the engine opens its session when it starts
+        },
+        before,
+    )
     logf = open(run_dir / runs.LOG, "ab")  # noqa: SIM115 - handed to the child
+    block = procs == 1  # torchrun must keep its own signals: it forwards them to the ranks
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS) if block else None
     try:
         env = dict(env if env is not None else os.environ, PYTHONUNBUFFERED="1")
         proc = subprocess.Popen(
@@ -111,40 +193,131 @@ def spawn(
             env=env,
             cwd=os.getcwd(),
         )
+    except BaseException:
+        if before:  # nothing started: the run is as it was
+            with contextlib.suppress(OSError):
+                runs.write_run_json(run_dir / runs.RUN_JSON, before)
+        raise
     finally:
+        if old_mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         logf.close()
     # the engine records its own pid and process group once it starts; until then these
     # let viewers see the run as alive and let `slr stop` reach it
-    meta = runs.read_json(run_dir / runs.RUN_JSON) or {}
-    meta.update(pid=proc.pid, pgid=proc.pid, status="starting", ended_at=None, error=None)
-    runs.atomic_write_json(run_dir / runs.RUN_JSON, meta)
+    _update_quietly(run_dir, {"pid": proc.pid, "pgid": proc.pid})
     return proc
+
+
+def _update_quietly(run_dir: Path, fields: dict, base: dict | None = None) -> None:
+    try:
+        runs.update_run_json(run_dir, fields, base=base)
+    except OSError:
+        pass  # a full disk: the engine records its own status (and the failure) itself
+
+
+def settle(run_dir: Path, returncode: int | None) -> str | None:
+    """After the engine process has exited: when run.json still says it is active (the
+    engine was killed before it could record anything), record the truth: ``stopped``
+    for a stop signal, else ``failed`` with the exit code. Returns the status recorded,
+    or None when run.json already had an end."""
+    if returncode is None:
+        return None
+    info = runs.load_run(run_dir)
+    if info.raw_status not in runs.ACTIVE:
+        return None
+    if returncode in (-signal.SIGTERM, -signal.SIGINT, 128 + signal.SIGTERM, 130):
+        fields: dict = {"status": "stopped", "error": None}
+    elif returncode < 0:
+        name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else ""
+        fields = {"status": "failed", "error": f"engine killed by {name or -returncode}"}
+    else:
+        fields = {"status": "failed", "error": f"engine exited with code {returncode}"}
+    meta = info.meta
+    now = time.time()
+    fields.update(ended_at=now, pid=None)
+    if meta.get("session_started_at") is not None:
+        fields.update(runs.close_session(meta, now))
+    try:
+        runs.update_run_json(run_dir, fields, base=meta)
+    except OSError:
+        return None
+    return fields["status"]
 
 
 def stop_run(run: runs.RunInfo, *, force: bool = False) -> str:
     """Ask a live run to stop: SIGTERM (the engine finishes its step and writes last.pt);
-    ``force`` sends SIGKILL to its whole process group. Returns what was done."""
+    ``force`` sends SIGKILL to its process group and to every other process of this run
+    (the torchrun launcher and its workers). Returns what was done.
+
+    Only a process verified as this run's engine (its command line is ``-m engine train
+    ... --run-dir <this folder>``, see :mod:`engine.procs`) is signalled: a stale run.json
+    whose pid now belongs to another program is refused and the run marked ``lost``."""
+    from engine import procs
+
     meta = run.refresh().meta
-    if run.status not in runs.ACTIVE:
+    raw = run.raw_status
+    if raw == "finished":
+        return f"run {run.id} is not running: it already finished"
+    if raw not in runs.ACTIVE:
         return f"run {run.id} is not running (status: {run.status})"
     if meta.get("host") not in (None, runs.hostname()):
         raise runs.RunError(f"run {run.id} runs on {meta.get('host')}, not on this machine")
-    pid, pgid = meta.get("pid"), meta.get("pgid")
+    found = procs.engine_pids(meta, run.path)
+    if not found:
+        pid = meta.get("pid")
+        alive = runs.pid_alive(pid) if isinstance(pid, int) else False
+        _mark_lost(run, f"pid {pid} is another program" if alive else f"pid {pid} is gone")
+        if alive:
+            raise runs.RunError(
+                f"run {run.id}: pid {pid} is not this run's engine (a stale run.json?): "
+                "nothing signalled; marked lost"
+            )
+        return f"run {run.id} is not running: its process is gone (marked lost)"
     if force:
-        target = pgid or pid
+        # the recorded group, and every process of this run: with --gpus N the launcher
+        # and each worker run in sessions of their own
+        groups = {found["pgid"]} if "pgid" in found else set()
+        singles = {found["pid"]} if "pid" in found and "pgid" not in found else set()
+        for p in procs.run_processes(run.path):
+            with contextlib.suppress(OSError):
+                (groups if os.getpgid(p) == p else singles).add(p)
+        killed = 0
         try:
-            os.killpg(int(target), signal.SIGKILL)
-        except (ProcessLookupError, PermissionError, TypeError, ValueError):
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except (ProcessLookupError, TypeError, ValueError):
-                return f"run {run.id}: process already gone"
+            for g in sorted(groups):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(g, signal.SIGKILL)
+                    killed += 1
+            for p in sorted(singles):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p, signal.SIGKILL)
+                    killed += 1
+        except PermissionError as exc:
+            raise runs.RunError(
+                f"run {run.id}: not allowed to signal it ({exc.strerror})"
+            ) from None
+        if not killed:
+            return f"run {run.id}: process already gone"
         return f"run {run.id}: killed (last.pt holds the last finished epoch)"
     try:
-        os.kill(int(pid), signal.SIGTERM)
-    except (ProcessLookupError, TypeError, ValueError):
+        os.kill(found.get("pid") or found["pgid"], signal.SIGTERM)
+    except ProcessLookupError:
         return f"run {run.id}: process already gone"
+    except PermissionError as exc:
+        raise runs.RunError(f"run {run.id}: not allowed to signal it ({exc.strerror})") from None
     return f"run {run.id}: stop requested (finishing the current step, then writing last.pt)"
+
+
+def _mark_lost(run: runs.RunInfo, why: str) -> None:
+    """Record in run.json that the run's process is gone (or never was this run's)."""
+    meta = runs.read_json(run.path / runs.RUN_JSON)
+    if meta is None or meta.get("status") not in runs.ACTIVE:
+        return
+    meta.update(status="lost", lost_reason=why, lost_at=time.time())
+    try:
+        runs.atomic_write_json(run.path / runs.RUN_JSON, meta)
+    except OSError:
+        return
+    run.meta = meta
 
 
 def wait_status(run: runs.RunInfo, timeout: float, poll: float = 0.2) -> str:

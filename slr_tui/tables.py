@@ -22,6 +22,7 @@ STATUS_STYLE = {
     "failed": "bold red",
     "stopped": "yellow",
     "lost": "magenta",
+    "unreadable": "bold magenta",
 }
 
 RESULT_ROWS = [
@@ -79,11 +80,14 @@ def runs_table(items: list[runs.RunInfo]) -> Table:
             justify="right" if col in ("epoch", "best val acc", "duration") else "left",
             no_wrap=col in ("id", "status"),
         )
+    unreadable = []
     for r in items:
         epoch = f"{r.epoch}/{r.max_epochs}" if r.max_epochs else str(r.epoch)
         best = r.meta.get("best_val_acc")
         if best is None and r.meta.get("monitor", "val_acc") == "val_acc":
             best = r.best_metric
+        if r.problem:
+            unreadable.append(f"{r.id}: {r.problem}")
         t.add_row(
             r.id,
             status_text(r.status),
@@ -94,6 +98,9 @@ def runs_table(items: list[runs.RunInfo]) -> Table:
             when(r.started),
             runs.format_duration(r.duration_s),
         )
+    if unreadable:  # each bad run is its own row; why it is unreadable goes underneath
+        t.caption = "\n".join(f"unreadable: {u}" for u in unreadable)
+        t.caption_justify = "left"
     return t
 
 
@@ -103,7 +110,8 @@ def results_table(report: dict[str, Any], title: str = "results (best checkpoint
     t.add_column("metric")
     for s in splits:
         t.add_column(s, justify="right")
-    n_classes = report.get("num_classes") or 0
+    n_classes = report.get("num_classes")
+    n_classes = n_classes if type(n_classes) is int else 0
     for key, label in RESULT_ROWS:
         k = {"top5_accuracy": 5, "top10_accuracy": 10}.get(key)
         if k is not None and n_classes and k >= n_classes:
@@ -158,7 +166,7 @@ def epochs_table(rows: list[dict[str, Any]], limit: int = 10) -> Table:
         cells = []
         for key, _, digits in cols:
             v = r.get(key)
-            if key == "lr" and v is not None:
+            if key == "lr" and isinstance(v, (int, float)):
                 cells.append(f"{v:.2e}")
             elif key == "epoch":
                 cells.append(str(v) + (" *" if r.get("best") else ""))
@@ -291,18 +299,22 @@ def data_check_tables(report: dict[str, Any]):
 
 def calibration_table(cal: dict[str, Any]) -> Table:
     """Binary tasks: figures at the default threshold beside the calibrated one."""
-    t = Table(title=f"decision threshold, calibrated on val ({cal['rule']})", header_style="bold")
+    t = Table(
+        title=f"decision threshold, calibrated on val ({cal.get('rule', '?')})", header_style="bold"
+    )
     for col in ("split", "threshold", "precision", "recall", "F1", "accuracy"):
         t.add_column(col, justify="left" if col in ("split", "threshold") else "right")
     for split in ("val", "test"):
         row = cal.get(split)
-        if not row:
+        if not isinstance(row, dict):
             continue
         for kind, value in (
-            ("default", cal["default_threshold"]),
-            ("calibrated", cal["threshold"]),
+            ("default", cal.get("default_threshold")),
+            ("calibrated", cal.get("threshold")),
         ):
-            r = row[kind]
+            r = row.get(kind)
+            if not isinstance(r, dict) or not isinstance(value, (int, float)):
+                continue
             t.add_row(
                 split,
                 f"{value:.2f} ({kind})",

@@ -20,6 +20,7 @@ TINY_SETS = [
     "model.hidden_size=16",
     "training.max_epochs=3",
     "training.patience=null",
+    "training.min_epoch_steps=0",  # plumbing tests: one pass per epoch keeps them fast
     "training.log_every_steps=1",
     "training.telemetry_interval_s=0.5",
 ]

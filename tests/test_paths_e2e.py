@@ -101,6 +101,7 @@ def _ctc_run(tmp_path, penalty: float):
             "optim.lr=3e-3",
             "training.max_epochs=10",
             "training.patience=null",
+            "training.min_epoch_steps=0",
         ],
     )
     run_dir = tmp_path / f"ctc-{penalty}"

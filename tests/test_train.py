@@ -74,7 +74,13 @@ def test_finished_run_holds_every_design_file(finished_run):
 
 def test_best_checkpoint_is_the_best_epoch(finished_run):
     rows = list(runs.iter_epochs(runs.read_jsonl(finished_run / "metrics.jsonl")))
-    best = max(rows, key=lambda r: r["val_acc"])  # first maximum wins ties
+    # the highest val_acc; a tie goes to the lower val_loss (training.monitor_tie_break)
+    best = rows[0]
+    for r in rows[1:]:
+        if r["val_acc"] > best["val_acc"] or (
+            r["val_acc"] == best["val_acc"] and r["val_loss"] < best["val_loss"]
+        ):
+            best = r
     meta = runs.read_json(finished_run / "run.json")
     assert meta["best_epoch"] == best["epoch"]
     assert meta["best_metric"] == pytest.approx(best["val_acc"])
@@ -116,7 +122,13 @@ def test_resumed_run_matches_uninterrupted_run(tmp_path):
 
 def test_early_stopping_and_target_metric(tmp_path):
     # an lr too small to change anything: val accuracy never improves after epoch 1
-    frozen = tiny_cfg("training.max_epochs=10", "training.patience=2", "optim.lr=1e-12")
+    frozen = tiny_cfg(
+        "training.max_epochs=10",
+        "training.patience=2",
+        "training.min_steps=0",
+        "training.monitor_tie_break=null",
+        "optim.lr=1e-12",
+    )
     assert run_training(frozen, tmp_path / "es") == EXIT_OK
     meta = runs.read_json(tmp_path / "es" / "run.json")
     assert meta["epoch"] == 3 and meta["stop_reason"] == "early_stopping"

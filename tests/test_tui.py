@@ -344,11 +344,14 @@ async def test_thresholds_of_a_binary_run(fx):
 
 
 async def test_stop_asks_first_then_stops(fx):
+    rid = "20250106-090000-demo"
+    # only a process whose command line is this run's engine is signalled (engine.procs)
+    fake_engine = ["-m", "engine", "train", "--run-dir", f"runs/{rid}"]
     proc = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
+        [sys.executable, "-c", "import time; time.sleep(60)", *fake_engine],
+        start_new_session=True,
     )
     try:
-        rid = "20250106-090000-demo"
         run = write_run(Path("runs"), rid, status="running", epochs=2, with_eval=False)
         meta = runs.read_json(run / runs.RUN_JSON)
         meta.update(pid=proc.pid, pgid=proc.pid)

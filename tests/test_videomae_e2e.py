@@ -30,6 +30,7 @@ TINY_VIDEOMAE = [
     "training.device=cpu",
     "training.max_epochs=40",
     "training.patience=null",
+    "training.min_epoch_steps=0",
     "training.class_weighted=false",
     "training.label_smoothing=0.0",
     "optim.lr=3e-3",

@@ -85,6 +85,11 @@ class EpochSampler(Sampler):
     same order (training pads by wrapping so every rank gets the same count; evaluation
     does not pad, the trainer gathers and de-duplicates by index). ``skip`` drops the first
     items of this rank's share, which is how a resumed run continues mid-epoch.
+
+    ``passes`` > 1 makes one epoch several shuffled passes over the data (a small training
+    split still gives an epoch enough optimiser steps; see ``training.min_epoch_steps``);
+    pass ``p`` of epoch ``e`` hands the dataset the augmentation epoch ``e * passes + p``,
+    so every pass augments differently. With ``passes == 1`` nothing changes.
     """
 
     def __init__(
@@ -105,20 +110,27 @@ class EpochSampler(Sampler):
         self.with_epoch = shuffle if with_epoch is None else with_epoch
         self.epoch = 0
         self.skip = 0
+        self.passes = 1
 
     def set_epoch(self, epoch: int, skip: int = 0) -> None:
         self.epoch = epoch
         self.skip = skip
 
-    def _order(self) -> list[int]:
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            order = torch.randperm(self.n, generator=g).tolist()
-        else:
-            order = list(range(self.n))
+    def _pass_order(self, p: int) -> list[int]:
+        if not self.shuffle:
+            return list(range(self.n))
+        seed = self.seed * 1_000_003 + self.epoch
+        if p:  # pass 0 keeps the single-pass order, so passes=1 runs are unchanged
+            seed = seed * 1009 + p
+        g = torch.Generator().manual_seed(seed)
+        return torch.randperm(self.n, generator=g).tolist()
+
+    def _order(self) -> list[tuple[int, int]]:
+        """(index, pass) pairs of this rank's share, in order."""
+        order = [(i, p) for p in range(self.passes) for i in self._pass_order(p)]
         if self.world_size > 1:
             if self.shuffle:  # equal shares so ranks stay in step
-                per_rank = -(-self.n // self.world_size)
+                per_rank = -(-len(order) // self.world_size)
                 total = per_rank * self.world_size
                 order = (order * (total // max(len(order), 1) + 1))[:total]
             order = order[self.rank :: self.world_size]
@@ -128,8 +140,8 @@ class EpochSampler(Sampler):
         return max(len(self._order()) - self.skip, 0)
 
     def __iter__(self) -> Iterator[Any]:
-        for i in self._order()[self.skip :]:
-            yield (i, self.epoch) if self.with_epoch else i
+        for i, p in self._order()[self.skip :]:
+            yield (i, self.epoch * self.passes + p) if self.with_epoch else i
 
 
 @dataclass

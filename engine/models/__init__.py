@@ -27,6 +27,9 @@ REGISTRY: dict[str, str] = {
     "mlp": "engine.models.mlp",
     "videomae": "engine.models.videomae",
     "ctc": "engine.models.ctc",
+    "temporal_cnn": "engine.models.temporal_cnn",
+    "tcn_attention": "engine.models.tcn_attention",
+    "minirocket": "engine.models.minirocket",
 }
 
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.models.common import batch_mask, require_input_dim, run_packed
+from engine.models.common import NormFirst, batch_mask, require_input_dim, run_packed
 
 
 class CTCClassifier(nn.Module):
@@ -29,12 +29,13 @@ class CTCClassifier(nn.Module):
         num_layers: int = 1,
         dropout: float = 0.5,
         blank_penalty: float = 0.0,
+        input_norm: str = "none",
     ):
         super().__init__()
         self.num_classes = num_classes
         self.blank = num_classes  # the last index
         self.blank_penalty = blank_penalty
-        self.proj = nn.Sequential(nn.LayerNorm(input_dim), nn.Linear(input_dim, hidden_size))
+        self.proj = NormFirst(input_dim, input_norm, nn.Linear(input_dim, hidden_size))
         self.rnn = nn.LSTM(
             hidden_size,
             hidden_size,
@@ -121,4 +122,5 @@ def build(cfg, bundle) -> nn.Module:
         num_layers=m.num_layers,
         dropout=m.dropout,
         blank_penalty=m.blank_penalty,
+        input_norm=m.input_norm,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from engine.models.common import batch_mask, masked_pool, require_input_dim
+from engine.models.common import NormFirst, batch_mask, masked_pool, require_input_dim
 
 
 class MLPClassifier(nn.Module):
@@ -18,15 +18,16 @@ class MLPClassifier(nn.Module):
         num_layers: int = 2,
         dropout: float = 0.3,
         pooling: str = "mean",
+        input_norm: str = "none",
     ):
         super().__init__()
-        layers: list[nn.Module] = [nn.LayerNorm(input_dim)]
+        layers: list[nn.Module] = []
         d = input_dim
         for _ in range(max(num_layers - 1, 0)):
             layers += [nn.Linear(d, hidden_size), nn.GELU(), nn.Dropout(dropout)]
             d = hidden_size
         layers.append(nn.Linear(d, num_classes))
-        self.net = nn.Sequential(*layers)
+        self.net = NormFirst(input_dim, input_norm, *layers)
         self.pooling = pooling
 
     def forward(self, batch: dict) -> torch.Tensor:
@@ -45,4 +46,5 @@ def build(cfg, bundle) -> nn.Module:
         num_layers=m.num_layers,
         dropout=m.dropout,
         pooling=m.pooling,
+        input_norm=m.input_norm,
     )

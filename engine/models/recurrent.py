@@ -5,7 +5,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from engine.models.common import Head, batch_mask, masked_pool, require_input_dim, run_packed
+from engine.models.common import (
+    Head,
+    NormFirst,
+    batch_mask,
+    keras_init_,
+    masked_pool,
+    require_input_dim,
+    run_packed,
+)
 
 
 class RecurrentClassifier(nn.Module):
@@ -20,10 +28,11 @@ class RecurrentClassifier(nn.Module):
         num_layers: int = 2,
         dropout: float = 0.3,
         pooling: str = "mean",
+        input_norm: str = "none",
     ):
         super().__init__()
         rnn_cls = {"gru": nn.GRU, "lstm": nn.LSTM}[cell]
-        self.proj = nn.Sequential(nn.LayerNorm(input_dim), nn.Linear(input_dim, hidden_size))
+        self.proj = NormFirst(input_dim, input_norm, nn.Linear(input_dim, hidden_size))
         self.rnn = rnn_cls(
             hidden_size,
             hidden_size,
@@ -62,7 +71,8 @@ class StackedLSTM(nn.Module):
         super().__init__()
         dims = [input_dim, *hidden_sizes]
         self.rnns = nn.ModuleList(
-            nn.LSTM(a, b, batch_first=True) for a, b in zip(dims[:-1], dims[1:], strict=True)
+            keras_init_(nn.LSTM(a, b, batch_first=True))
+            for a, b in zip(dims[:-1], dims[1:], strict=True)
         )
         self.drop = nn.Dropout(dropout)
         self.dense = nn.Sequential(
@@ -100,4 +110,5 @@ def build(cfg, bundle) -> nn.Module:
         num_layers=m.num_layers,
         dropout=m.dropout,
         pooling=m.pooling,
+        input_norm=m.input_norm,
     )

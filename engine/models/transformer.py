@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from engine.models.common import Head, batch_mask, masked_pool, require_input_dim
+from engine.models.common import Head, NormFirst, batch_mask, masked_pool, require_input_dim
 
 
 class TransformerClassifier(nn.Module):
@@ -21,9 +21,10 @@ class TransformerClassifier(nn.Module):
         dropout: float = 0.1,
         max_len: int = 1024,
         pooling: str = "mean",
+        input_norm: str = "none",
     ):
         super().__init__()
-        self.proj = nn.Sequential(nn.LayerNorm(input_dim), nn.Linear(input_dim, hidden_size))
+        self.proj = NormFirst(input_dim, input_norm, nn.Linear(input_dim, hidden_size))
         self.pos = nn.Parameter(torch.zeros(1, max_len, hidden_size))
         nn.init.normal_(self.pos, std=0.02)
         layer = nn.TransformerEncoderLayer(
@@ -68,4 +69,5 @@ def build(cfg, bundle) -> nn.Module:
         dropout=m.dropout,
         max_len=max(cfg.data.max_frames, 16),
         pooling=m.pooling,
+        input_norm=m.input_norm,
     )

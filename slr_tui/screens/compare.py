@@ -35,6 +35,14 @@ METRICS = [
 POLL_S = 1.0
 
 
+def _safe(fn: Any, infos: list[runs.RunInfo]) -> list[Any]:
+    """A table's rows, or none when a run's files make it fail (the screen stays up)."""
+    try:
+        return fn(infos)
+    except Exception:  # noqa: BLE001
+        return []
+
+
 def short_label(run_id: str, width: int = 22) -> str:
     return run_id if len(run_id) <= width else "…" + run_id[-(width - 1) :]
 
@@ -97,12 +105,20 @@ class CompareScreen(Screen):
                 infos.append(runs.load_run(p))
             except runs.RunError:
                 infos.append(runs.RunInfo(path=p, meta={"id": p.name, "status": "missing"}))
+            except Exception as exc:  # noqa: BLE001 - one bad run is one bad column
+                infos.append(runs.RunInfo(path=p, meta={"id": p.name}, problem=str(exc)))
+        rows = []
+        for t in self._tails:
+            try:
+                rows.append(t.read_new())
+            except Exception:  # noqa: BLE001
+                rows.append([])
         data: dict[str, Any] = {
             "metas": [dict(i.meta) for i in infos],
             "statuses": [i.status for i in infos],
-            "rows": [t.read_new() for t in self._tails],
-            "summary": tables.compare_rows(infos),
-            "diff": tables.config_diff(infos),
+            "rows": rows,
+            "summary": _safe(tables.compare_rows, infos),
+            "diff": _safe(tables.config_diff, infos),
         }
         self.post_message(self.Loaded(data))
 

@@ -135,6 +135,7 @@ class LiveRunScreen(Screen):
         self.meta: dict[str, Any] = {}
         self.status = "starting"
         self.model = "-"
+        self.problem: str | None = None  # why run.json is unreadable
         self.series = RunSeries()
         self.loaded = False
         self.eval_loaded = False
@@ -191,21 +192,24 @@ class LiveRunScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="live-load")
     def load(self) -> None:
+        """The first read. Whatever the files hold, it ends in Loaded (the screen never
+        stays on "loading"): a file that cannot be read becomes an error line."""
         data: dict[str, Any] = {}
         try:
             info = runs.load_run(self.path)
-        except runs.RunError as exc:
-            self.post_message(self.Loaded({"error": str(exc)}))
-            return
-        data["meta"] = dict(info.meta)
-        data["status"] = info.status
-        cfg = info.config()
-        data["model"] = (cfg.get("model") or {}).get("name", "-")
-        series, offset = read_initial(self.path / runs.METRICS)
-        self._metrics_tail.offset = offset  # later reads start where this one ended
-        data["series"] = series
-        data.update(self._read_side(info.status, data["meta"]))
-        data["has_eval"] = (self.path / runs.EVAL_DIR / "report.json").is_file()
+            data["meta"] = dict(info.meta)
+            data["status"] = info.status
+            data["problem"] = info.problem
+            name = (info.config().get("model") or {}).get("name")
+            data["model"] = str(name) if name is not None else "-"
+            series, offset = read_initial(self.path / runs.METRICS)
+            self._metrics_tail.offset = offset  # later reads start where this one ended
+            data["series"] = series
+            data.update(self._read_side(info.status, data["meta"]))
+            data["has_eval"] = (self.path / runs.EVAL_DIR / "report.json").is_file()
+        except Exception as exc:  # noqa: BLE001 - a reader must never take the screen down
+            text = str(exc) if isinstance(exc, runs.RunError) else f"cannot read: {exc}"
+            data = {"error": text}
         self.post_message(self.Loaded(data))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="live-poll")
@@ -215,10 +219,15 @@ class LiveRunScreen(Screen):
             info = runs.load_run(self.path)
             data["meta"] = dict(info.meta)
             data["status"] = info.status
-        except runs.RunError:
+            data["problem"] = info.problem
+        except Exception:  # noqa: BLE001 - keep what was shown; the next poll tries again
             data["meta"], data["status"] = self.meta, self.status
-        data["rows"] = self._metrics_tail.read_new()
-        data.update(self._read_side(data["status"], data["meta"]))
+            data["problem"] = self.problem
+        try:
+            data["rows"] = self._metrics_tail.read_new()
+            data.update(self._read_side(data["status"], data["meta"]))
+        except Exception:  # noqa: BLE001
+            data.setdefault("rows", [])
         data["has_eval"] = (self.path / runs.EVAL_DIR / "report.json").is_file()
         self.post_message(self.Polled(data))
 
@@ -240,6 +249,13 @@ class LiveRunScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="live-eval")
     def load_eval(self) -> None:
+        try:
+            data = self._read_eval()
+        except Exception:  # noqa: BLE001 - damaged eval files: no per-class figures
+            data = {"per_class": {}, "confused": {}, "splits": []}
+        self.post_message(self.EvalLoaded(data))
+
+    def _read_eval(self) -> dict[str, Any]:
         from engine import evaluate  # numpy + scikit-learn, no torch
 
         eval_dir = self.path / runs.EVAL_DIR
@@ -270,16 +286,19 @@ class LiveRunScreen(Screen):
                 }
                 for p in pairs
             ]
-        self.post_message(self.EvalLoaded(data))
+        return data
 
     # ------------------------------------------------------------------ message handlers
 
     def on_live_run_screen_loaded(self, msg: Loaded) -> None:
         d = msg.data
-        if "error" in d:
-            self.query_one("#live-status", Static).update(f"[red]{d['error']}[/]")
+        if "error" in d:  # shown as an unreadable run, not "loading" forever
+            self.meta, self.status, self.problem = {}, "unreadable", d["error"]
+            self.loaded = True
+            self._render_status()
             return
         self.meta, self.status, self.model = d["meta"], d["status"], d["model"]
+        self.problem = d.get("problem")
         self.series = d["series"]
         self.loaded = True
         with self.app.batch_update():  # one repaint for all of it
@@ -297,6 +316,7 @@ class LiveRunScreen(Screen):
         d = msg.data
         was_active = self.status in runs.ACTIVE
         self.meta, self.status = d["meta"], d["status"]
+        self.problem = d.get("problem")
         if d["rows"]:
             self.series.add_rows(d["rows"])
             self._refresh_metrics()
@@ -418,11 +438,10 @@ class LiveRunScreen(Screen):
         parts = [f"epoch {epoch_text(ep, max_ep)}"]
         total = spe * max_ep if spe and max_ep else None
         parts.append(f"step {step}/{total}" if total else f"step {step}")
-        start = m.get("started_at")
-        if start:
-            end = now if st in runs.ACTIVE else (m.get("ended_at") or m.get("updated_at") or start)
+        took = runs.active_seconds(m, now, st)  # a resumed run: not the gap it sat stopped
+        if took is not None:
             label = "elapsed" if st in runs.ACTIVE else "took"
-            parts.append(f"{label} {format_duration(max(0.0, end - start))}")
+            parts.append(f"{label} {format_duration(took)}")
         if st in runs.ACTIVE:
             parts.append(f"ETA {self._eta(step, total, ep, max_ep)}")
         rid = m.get("id") or self.path.name
@@ -457,6 +476,8 @@ class LiveRunScreen(Screen):
             text.append(
                 "\nthe run's process is gone but run.json still says running", style="magenta"
             )
+        elif st == "unreadable":
+            text.append(f"\nunreadable: {self.problem or 'run.json'}", style="bold magenta")
         self.query_one("#live-status", Static).update(text)
 
     def _eta(self, step: int, total: int | None, ep: int, max_ep: int | None) -> str:

@@ -98,11 +98,43 @@ class RunsScreen(Screen):
         self.app.reap()
         now = self.app.clock()
         try:
-            rows = [run_row(r, now) for r in runs.list_runs(root)]
+            rows = [self._row(r, now) for r in runs.list_runs(root)]
             err = None
         except OSError as exc:
             rows, err = [], f"cannot read {root}: {exc.strerror or exc}"
         self.post_message(self.Scanned(root, rows, err))
+
+    @staticmethod
+    def _row(info: runs.RunInfo, now: float) -> dict[str, Any]:
+        """One run's row; a run that cannot be read is a row marked ``unreadable`` whose
+        dataset cell says why (never a scan that fails for the whole folder)."""
+        try:
+            row = run_row(info, now)
+            # the time it was active (a resumed run does not count the gap it sat stopped)
+            row["duration"] = runs.active_seconds(info.meta, now, row["status"])
+        except Exception as exc:  # noqa: BLE001 - one bad run is one bad row
+            info = runs.RunInfo(path=info.path, meta={}, problem=f"cannot read: {exc}")
+            row = {
+                "key": info.path.name,
+                "id": info.path.name,
+                "path": str(info.path),
+                "status": "unreadable",
+                "preset": "",
+                "dataset": "",
+                "epoch": 0,
+                "max_epochs": None,
+                "best": None,
+                "started": None,
+                "duration": None,
+                "active": False,
+                "sweep": None,
+                "has_eval": False,
+            }
+        if info.problem:
+            row["problem"] = info.problem
+            why = info.problem
+            row["dataset"] = why if len(why) <= 48 else why[:47] + "…"
+        return row
 
     def on_runs_screen_scanned(self, msg: Scanned) -> None:
         self._polling = False
@@ -135,6 +167,9 @@ class RunsScreen(Screen):
         parts = [f"[b]slr-tui[/b]  runs in {root}", f"{len(rows)} runs"]
         if active:
             parts.append(f"[cyan]{active} running[/]")
+        bad = sum(1 for r in rows if r.get("problem"))
+        if bad:
+            parts.append(f"[magenta]{bad} unreadable[/]")
         if self.table.marked:
             parts.append(f"{len(self.table.marked)} marked")
         self.query_one("#runs-title", Static).update("  ·  ".join(parts))

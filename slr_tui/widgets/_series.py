@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from engine.runs import clean_row
+
 EPOCH_KEYS = (
     "epoch",
     "step",
@@ -79,7 +81,9 @@ class RunSeries:
                 slr.append(r.get("lr") or 0.0)
                 last_step = r
             elif kind == "epoch":
-                e = int(r.get("epoch") or 0)
+                e = r.get("epoch") or 0
+                if type(e) is not int:  # a row of the wrong shape (readers clean rows first)
+                    continue
                 if e not in epochs:
                     new_epochs += 1
                 epochs[e] = {k: r.get(k) for k in EPOCH_KEYS}
@@ -194,7 +198,8 @@ def read_initial(
     beyond ``2 * keep_steps`` lines only about ``keep_steps`` lines at even intervals, every
     epoch and eval row, and the last ``tail_lines`` lines are parsed: a 100,000-line file
     opens in a fraction of the time a full parse takes. A torn last line is left for the
-    tail; a line that is not valid JSON is skipped (as JsonlTail does).
+    tail; a line that is not valid JSON, or a row of the wrong shape (``"epoch": "x"``), is
+    skipped (as JsonlTail does: :func:`engine.runs.clean_row`).
     """
     series = RunSeries()
     try:
@@ -220,10 +225,10 @@ def read_initial(
         if not line.strip():
             continue
         try:
-            obj = loads(line)
+            obj = clean_row(loads(line))
         except orjson.JSONDecodeError:
             continue
-        if isinstance(obj, dict):
+        if obj is not None:
             rows.append(obj)
     series.add_rows(rows)
     series.sampled_out = n - len(lines)

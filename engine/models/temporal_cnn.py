@@ -1,0 +1,222 @@
+"""A ResNet-style 1-D convolutional classifier over frames (``model.name: temporal_cnn``).
+
+The time-series ResNet of Wang et al. (2017), as in Fawaz et al.'s benchmark: residual
+blocks of three 'same'-padded convolutions (kernels ``model.kernel_sizes``, default
+7, 5, 3: the paper's 8, 5, 3 made odd so 'same' padding is symmetric), each followed by a normalisation and a ReLU, a 1x1 shortcut where the width
+changes, then global average pooling over frames and a linear head.
+
+Padding never changes a prediction: padded frames are zeroed before every convolution
+(so a conv near the end of a real sequence sees the same zeros that 'same' padding of the
+unpadded sequence gives it), the normalisations never use padded frames (``batch`` is a
+BatchNorm whose statistics run over real frames only; ``layer`` normalises each frame over
+channels) and the pooling is a masked mean. Optional per-recording standardisation
+(``model.input_norm: instance``) z-scores each channel over the recording's real frames.
+
+Training-mode augmentation (``model.augment_scale``, ``model.augment_shift``): a random
+gain per recording and a random circular shift of the real frames. Both are off in eval.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from engine.models.common import Head, batch_mask, masked_pool, require_input_dim
+
+
+class MaskedBatchNorm1d(nn.BatchNorm1d):
+    """BatchNorm over (B, C, T) whose batch statistics use real frames only."""
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        if not self.training:
+            mean, var = self.running_mean, self.running_var
+        else:
+            m = mask.unsqueeze(1).to(x.dtype)
+            n = m.sum().clamp_min(1.0) * 1.0
+            mean = (x * m).sum((0, 2)) / n
+            var = (((x - mean[None, :, None]) ** 2) * m).sum((0, 2)) / n
+            with torch.no_grad():
+                mom = self.momentum if self.momentum is not None else 0.1
+                unbiased = var * (n / (n - 1).clamp_min(1.0))
+                self.running_mean.mul_(1 - mom).add_(mom * mean.detach())
+                self.running_var.mul_(1 - mom).add_(mom * unbiased.detach())
+                self.num_batches_tracked += 1
+        y = (x - mean[None, :, None]) * torch.rsqrt(var[None, :, None] + self.eps)
+        return y * self.weight[None, :, None] + self.bias[None, :, None]
+
+
+class FrameLayerNorm(nn.LayerNorm):
+    """LayerNorm of each frame over channels, on (B, C, T)."""
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+
+
+class NoNorm(nn.Module):
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def make_norm(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return MaskedBatchNorm1d(channels)
+    if kind == "layer":
+        return FrameLayerNorm(channels)
+    if kind == "none":
+        return NoNorm()
+    raise ValueError(f"unknown norm '{kind}'")
+
+
+def zero_pad(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, C, T) with the padded frames set to zero."""
+    return x * mask.unsqueeze(1).to(x.dtype)
+
+
+def instance_standardize(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Z-score each channel of (B, C, T) over each recording's real frames."""
+    m = mask.unsqueeze(1).to(x.dtype)
+    n = m.sum(2, keepdim=True).clamp_min(1.0)
+    mean = (x * m).sum(2, keepdim=True) / n
+    var = (((x - mean) ** 2) * m).sum(2, keepdim=True) / n
+    return (x - mean) / torch.sqrt(var + eps)
+
+
+def augment(
+    x: torch.Tensor, mask: torch.Tensor, scale: float, shift: float
+) -> torch.Tensor:
+    """Training augmentation on (B, C, T): gain in [1-scale, 1+scale] per recording and a
+    circular shift of each recording's real frames by up to ``shift`` of its length."""
+    if scale > 0:
+        g = 1.0 + (torch.rand(x.shape[0], 1, 1, device=x.device) * 2 - 1) * scale
+        x = x * g
+    if shift > 0:
+        lengths = mask.long().sum(1).clamp_min(1)
+        t = torch.arange(x.shape[2], device=x.device)[None, :]
+        max_off = (lengths.float() * shift).long()
+        off = (torch.rand(x.shape[0], device=x.device) * (2 * max_off + 1).float()).long() - max_off
+        src = (t - off[:, None]) % lengths[:, None]
+        src = torch.where(mask, src, t)
+        x = torch.gather(x, 2, src.unsqueeze(1).expand_as(x))
+    return x
+
+
+def pool_frames(x: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Average-pool (B, C, T) frames by ``k`` (stride ``k``), with the mask to match.
+
+    Padded frames are zeroed and T is zero-padded to a multiple of ``k`` first, so a
+    recording's last, partial window averages over the same zeros whether it is padded
+    inside a batch or not; pooled frame i is real iff i * k < length."""
+    x = zero_pad(x, mask)
+    rest = (-x.shape[2]) % k
+    if rest:
+        x = F.pad(x, (0, rest))
+    return F.avg_pool1d(x, k, k), mask[:, ::k]
+
+
+class ResidualBlock(nn.Module):
+    def __init__(
+        self, c_in: int, c_out: int, kernel_sizes: list[int], norm: str, dropout: float
+    ):
+        super().__init__()
+        dims = [c_in] + [c_out] * len(kernel_sizes)
+        self.convs = nn.ModuleList(
+            nn.Conv1d(a, b, k, padding="same", bias=norm == "none")
+            for a, b, k in zip(dims[:-1], dims[1:], kernel_sizes, strict=True)
+        )
+        self.norms = nn.ModuleList(make_norm(norm, c_out) for _ in kernel_sizes)
+        self.shortcut = (
+            nn.Conv1d(c_in, c_out, 1, bias=norm == "none") if c_in != c_out else None
+        )
+        self.short_norm = make_norm(norm, c_out) if c_in != c_out else None
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = x
+        last = len(self.convs) - 1
+        for i, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True)):
+            h = norm(conv(zero_pad(h, mask)), mask)
+            if i < last:
+                h = F.relu(h)
+        s = x
+        if self.shortcut is not None:
+            s = self.short_norm(self.shortcut(s), mask)
+        return self.drop(F.relu(h + s))
+
+
+class TemporalCNN(nn.Module):
+    def __init__(
+        self,
+        input_dim: int,
+        num_classes: int,
+        *,
+        channels: list[int],
+        kernel_sizes: list[int],
+        norm: str = "batch",
+        input_norm: str = "none",
+        dropout: float = 0.0,
+        head_dropout: float = 0.0,
+        augment_scale: float = 0.0,
+        augment_shift: float = 0.0,
+        pool: int = 1,
+        pooling: str = "mean",
+    ):
+        super().__init__()
+        self.pooling = pooling
+        self.input_norm = input_norm
+        self.augment_scale = augment_scale
+        self.augment_shift = augment_shift
+        self.pool = pool
+        dims = [input_dim, *channels]
+        self.blocks = nn.ModuleList(
+            ResidualBlock(a, b, kernel_sizes, norm, dropout)
+            for a, b in zip(dims[:-1], dims[1:], strict=True)
+        )
+        self.head = Head(dims[-1] * (2 if pooling == "meanmax" else 1), num_classes, head_dropout)
+
+    def features(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, C, T) features of the last block and the (B, T) mask."""
+        x = batch["x"]
+        mask = batch_mask(batch)
+        h = zero_pad(x.float().transpose(1, 2), mask)
+        if self.input_norm == "instance":
+            h = zero_pad(instance_standardize(h, mask), mask)
+        if self.training and (self.augment_scale > 0 or self.augment_shift > 0):
+            h = augment(h, mask, self.augment_scale, self.augment_shift)
+        for i, block in enumerate(self.blocks):
+            if i and self.pool > 1:
+                h, mask = pool_frames(h, mask, self.pool)
+            h = block(h, mask)
+        return h, mask
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        h, mask = self.features(batch)
+        h = h.transpose(1, 2)
+        if self.pooling == "meanmax":
+            return self.head(
+                torch.cat([masked_pool(h, mask, "mean"), masked_pool(h, mask, "max")], 1)
+            )
+        return self.head(masked_pool(h, mask, self.pooling))
+
+
+def block_channels(m) -> list[int]:
+    """``model.channels``, else ``hidden_size`` for each of ``num_layers`` blocks."""
+    return list(m.channels) if m.channels else [m.hidden_size] * m.num_layers
+
+
+def build(cfg, bundle) -> nn.Module:
+    m = cfg.model
+    return TemporalCNN(
+        require_input_dim(bundle, "temporal_cnn"),
+        bundle.num_classes,
+        channels=block_channels(m),
+        kernel_sizes=list(m.kernel_sizes),
+        norm=m.norm,
+        input_norm=m.input_norm,
+        dropout=m.block_dropout,
+        head_dropout=m.dropout,
+        augment_scale=m.augment_scale,
+        augment_shift=m.augment_shift,
+        pool=m.pool,
+        pooling=m.cnn_pooling,
+    )

@@ -320,6 +320,12 @@ class TrainingConfig(_Section):
         ge=0,
         description="Early stopping never ends a run before this many optimiser steps.",
     )
+    num_threads: int | None = Field(
+        None,
+        ge=1,
+        description="torch intra-op threads (null: the cores this run may use, divided by the "
+        "runs sharing them, less its DataLoader workers; see log.txt).",
+    )
     target_metric: float | None = Field(
         None, description="Stop once the monitored metric reaches this value."
     )

@@ -329,6 +329,18 @@ class Trainer:
         )
         self.is_main = acc.is_main_process
         setup_logging(self.run_dir, self.is_main)
+        from engine.threads import apply_budget
+
+        self.threads = apply_budget(t.num_threads, cfg.data.num_workers)
+        log.info(
+            "threads: %d (%s; %d cores, %d run%s sharing them, %d loader workers)",
+            self.threads["num_threads"],
+            self.threads["source"],
+            self.threads["cores"],
+            self.threads["concurrent_runs"],
+            "" if self.threads["concurrent_runs"] == 1 else "s",
+            cfg.data.num_workers,
+        )
         prior = runs.read_json(self.run_dir / runs.RUN_JSON) or {}
         self.rec = Recorder(self.run_dir, self.is_main, prior)
         set_seed(t.seed)
@@ -723,6 +735,7 @@ class Trainer:
             max_epochs=1 if self.classical else t.max_epochs,
             steps_per_epoch=self.steps_per_epoch,
             passes_per_epoch=self.passes_per_epoch,
+            threads=self.threads,
             world_size=acc.num_processes,
             device=str(acc.device),
             mixed_precision=acc.mixed_precision,

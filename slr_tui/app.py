@@ -111,7 +111,22 @@ class SlrApp(App):
         self.engines.append(proc)
 
     def reap(self) -> None:
-        self.engines = [p for p in self.engines if p.poll() is None]
+        """Forget engines that ended; one that died without recording its end (killed
+        before its handlers ran) gets the true status in run.json (launch.settle)."""
+        alive = []
+        for p in self.engines:
+            if p.poll() is None:
+                alive.append(p)
+                continue
+            run_dir = _run_dir_of(p)
+            if run_dir is not None:
+                from slr_tui import launch
+
+                try:
+                    launch.settle(run_dir, p.returncode)
+                except Exception:  # noqa: BLE001 - a viewer never dies of a bad run folder
+                    pass
+        self.engines = alive
 
     def apply_settings(self, new: settings_mod.Settings) -> None:
         """Adopt saved settings; the runs dir follows them unless --runs-dir / env set it."""
@@ -124,6 +139,16 @@ class SlrApp(App):
             err = event.worker.error
             text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             self.notify(f"{event.worker.group}: {text}", severity="error", timeout=8)
+
+
+def _run_dir_of(proc: subprocess.Popen) -> Path | None:
+    """The ``--run-dir`` of an engine command line (None for other commands)."""
+    args = proc.args if isinstance(proc.args, (list, tuple)) else []
+    args = [str(a) for a in args]
+    if "engine" not in args or "--run-dir" not in args:
+        return None
+    i = args.index("--run-dir")
+    return Path(args[i + 1]) if i + 1 < len(args) else None
 
 
 def run_app(runs_dir: str | Path | None = None, read_only: bool = False) -> int:

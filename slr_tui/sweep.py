@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import config as cfgmod
-from engine import runs
+from engine import runs, threads
 from engine.config import ConfigError
 from slr_tui import launch
 
@@ -54,6 +54,7 @@ class SweepRun:
     run_dir: Path | None = None
     proc: subprocess.Popen | None = None
     gpu: int | None = None
+    cores: list[int] | None = None  # CPU cores it is pinned to (parallel sweeps)
     code: int | None = None
 
 
@@ -106,16 +107,26 @@ def execute(
     """Start the runs, at most ``parallel`` at a time; with several GPUs each concurrent run
     gets its own (CUDA_VISIBLE_DEVICES). Returns when every run has ended."""
     n_gpu = gpu_count() if parallel > 1 else 0
+    # the cores are split between the runs that share the machine, each pinned to its own
+    # (the engine turns that into its thread count: engine/threads.py)
+    core_groups = threads.split_cores(threads.available_cores(), parallel)
     pending = list(sweep.members)
     active: list[SweepRun] = []
     free_gpus = list(range(n_gpu))
     while pending or active:
         while pending and len(active) < parallel:
             m = pending.pop(0)
-            env = None
+            env = dict(os.environ)
+            if parallel > 1:
+                busy = {c for a in active for c in (a.cores or [])}
+                m.cores = next(
+                    (g for g in core_groups if not busy & set(g)), core_groups[len(active)]
+                )
+                env[threads.ENV_AFFINITY] = ",".join(map(str, m.cores))
+                env[threads.ENV_RUNS] = str(parallel)
             if free_gpus:
                 m.gpu = free_gpus.pop(0)
-                env = {**os.environ, "CUDA_VISIBLE_DEVICES": str(m.gpu)}
+                env["CUDA_VISIBLE_DEVICES"] = str(m.gpu)
             params = dict(s.split("=", 1) for s in m.sets)
             m.run_dir = launch.prepare_run(
                 m.cfg, sweep.runs_root, tags={"sweep": sweep.id, "sweep_params": params}
@@ -125,6 +136,7 @@ def execute(
         for m in list(active):
             if m.proc is not None and m.proc.poll() is not None:
                 m.code = m.proc.returncode
+                launch.settle(m.run_dir, m.code)  # an engine killed early: the true status
                 active.remove(m)
                 if m.gpu is not None:
                     free_gpus.append(m.gpu)

@@ -309,7 +309,7 @@ class TrainingConfig(_Section):
         "improvement (null: ties never improve).",
     )
     min_epoch_steps: int = Field(
-        25,
+        20,
         ge=0,
         description="An epoch makes at least this many optimiser steps: a training split too "
         "small for that is passed over several times per epoch, so patience, plateau and "

@@ -851,20 +851,44 @@ def list_runs(root: str | Path) -> list[RunInfo]:
     return out
 
 
+def _is_path_ref(ref: str) -> bool:
+    """An explicit path (absolute, ``~``, ``./``, ``../``, or holding a separator), as
+    opposed to a run id or a prefix of one."""
+    seps = {"/", os.sep} | ({os.altsep} if os.altsep else set())
+    return ref.startswith("~") or any(s in ref for s in seps) or ref in (".", "..")
+
+
 def resolve_run(ref: str, root: str | Path) -> RunInfo:
-    """A run id, a unique prefix of one, or a path."""
-    p = Path(ref).expanduser()
-    if (p / RUN_JSON).is_file() or (p / CONFIG_JSON).is_file():
+    """RUN: a run id, a unique prefix of one (both looked up in ``root`` only, never a
+    path), or an explicit path that exists as given and is a run folder. Whatever is
+    written for the run goes into the folder this returns, nothing outside it."""
+    if not ref or not ref.strip():
+        raise RunError("give a run id, a unique prefix of one, or a path to a run folder")
+    if "\0" in ref:
+        raise RunError("a run reference cannot contain a NUL character")
+    if _is_path_ref(ref):
+        p = Path(ref).expanduser()
+        if not p.is_dir():
+            raise RunError(f"no run folder at {ref}")
+        if not ((p / RUN_JSON).is_file() or (p / CONFIG_JSON).is_file()):
+            raise RunError(
+                f"{ref} is not a run folder (no {RUN_JSON} or {CONFIG_JSON})"
+            )
         return load_run(p)
     root = Path(root)
-    if (root / ref / RUN_JSON).is_file():
-        return load_run(root / ref)
-    matches = [r for r in list_runs(root) if r.id.startswith(ref) or r.path.name.startswith(ref)]
+    exact = root / ref
+    if exact.is_dir() and (
+        (exact / RUN_JSON).is_file() or (exact / CONFIG_JSON).is_file()
+    ):
+        return load_run(exact)
+    matches = [
+        r for r in list_runs(root) if r.path.name.startswith(ref) or r.id.startswith(ref)
+    ]
     if len(matches) == 1:
         return matches[0]
     if not matches:
         raise RunError(f"no run '{ref}' under {root} (give an id, a unique prefix, or a path)")
-    names = ", ".join(r.id for r in matches[:5])
+    names = ", ".join(r.path.name for r in matches[:5])
     raise RunError(f"'{ref}' matches {len(matches)} runs ({names}...): give more of the id")
 
 

@@ -552,12 +552,15 @@ class Trainer:
         self.epoch_acc = dict(ck["epoch_acc"])
         self.best_tie = ck.get("best_tie")
         set_rng_state(ck["rng"])  # last, so nothing above draws from the restored streams
-        log.info(
-            "resumed from last.pt at epoch %d, step %d of %d",
-            self.epoch + 1,
-            self.step_in_epoch,
-            self.steps_per_epoch,
-        )
+        if self.epoch >= self.cfg.training.max_epochs:
+            log.info("resumed from last.pt: all %d epochs were done; evaluating", self.epoch)
+        else:
+            log.info(
+                "resumed from last.pt at epoch %d, step %d of %d",
+                self.epoch + 1,
+                self.step_in_epoch,
+                self.steps_per_epoch,
+            )
 
     # ---- the loop ---------------------------------------------------------------------
 

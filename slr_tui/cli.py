@@ -85,44 +85,9 @@ def _flag_overrides(data_root: Path | None, device: str | None) -> dict[str, Any
     return extra
 
 
-def _is_path_ref(ref: str) -> bool:
-    """An explicit path (absolute, ``~``, ``./``, ``../``, or holding a separator), as
-    opposed to a run id or a prefix of one."""
-    seps = {"/", os.sep} | ({os.altsep} if os.altsep else set())
-    return ref.startswith("~") or any(s in ref for s in seps) or ref in (".", "..")
-
-
 def resolve_ref(ref: str, root: Path) -> runs.RunInfo:
-    """RUN: a run id, a unique prefix of one (both looked up in ``root`` only, never a
-    path), or an explicit path that exists as given and is a run folder. Whatever is
-    written for the run goes into the folder this returns, nothing outside it."""
-    if not ref or not ref.strip():
-        raise runs.RunError("give a run id, a unique prefix of one, or a path to a run folder")
-    if "\0" in ref:
-        raise runs.RunError("a run reference cannot contain a NUL character")
-    if _is_path_ref(ref):
-        p = Path(ref).expanduser()
-        if not p.is_dir():
-            raise runs.RunError(f"no run folder at {ref}")
-        if not ((p / runs.RUN_JSON).is_file() or (p / runs.CONFIG_JSON).is_file()):
-            raise runs.RunError(
-                f"{ref} is not a run folder (no {runs.RUN_JSON} or {runs.CONFIG_JSON})"
-            )
-        return runs.load_run(p)
-    exact = root / ref
-    if exact.is_dir() and (
-        (exact / runs.RUN_JSON).is_file() or (exact / runs.CONFIG_JSON).is_file()
-    ):
-        return runs.load_run(exact)
-    matches = [
-        r for r in runs.list_runs(root) if r.path.name.startswith(ref) or r.id.startswith(ref)
-    ]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        raise runs.RunError(f"no run '{ref}' under {root} (give an id, a unique prefix, or a path)")
-    names = ", ".join(r.path.name for r in matches[:5])
-    raise runs.RunError(f"'{ref}' matches {len(matches)} runs ({names}...): give more of the id")
+    """RUN: an id, a unique prefix of one, or an explicit path (engine.runs.resolve_run)."""
+    return runs.resolve_run(ref, root)
 
 
 def _run_ref(ref: str, runs_dir: Path | None) -> runs.RunInfo:

@@ -103,7 +103,8 @@ def test_default_recipe_learns_where_the_old_one_stayed_at_chance(rhythm, tmp_pa
     assert run_training(_cfg(rhythm, "training.max_epochs=6"), new) == EXIT_OK
     assert _accuracy(new) >= 0.9
     meta = runs.read_json(new / "run.json")
-    assert meta["passes_per_epoch"] == 25 and meta["steps_per_epoch"] == 25
+    # 16 training recordings, batch 16: one step a pass, so an epoch is 20 passes
+    assert meta["passes_per_epoch"] == 20 and meta["steps_per_epoch"] == 20
 
     # the old behaviour: LayerNorm over the one feature, one pass per epoch, epoch patience
     old = tmp_path / "old"

@@ -19,13 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from engine.models.common import Head, batch_mask, require_input_dim
-from engine.models.temporal_cnn import (
-    augment,
-    block_channels,
-    instance_standardize,
-    make_norm,
-    zero_pad,
-)
+from engine.models.temporal_cnn import augment, block_channels, input_transform, make_norm, zero_pad
 
 
 class DilatedBlock(nn.Module):
@@ -94,20 +88,23 @@ class TCNAttention(nn.Module):
             for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True))
         )
         self.pool = AttentionPool(dims[-1])
-        self.head = Head(dims[-1], num_classes, head_dropout)
+        width = dims[-1] + (2 * input_dim if input_norm == "instance_stats" else 0)
+        self.head = Head(width, num_classes, head_dropout)
 
     def forward(self, batch: dict) -> torch.Tensor:
         x = batch["x"]
         mask = batch_mask(batch)
         h = zero_pad(x.float().transpose(1, 2), mask)
-        if self.input_norm == "instance":
-            h = zero_pad(instance_standardize(h, mask), mask)
         if self.training and (self.augment_scale > 0 or self.augment_shift > 0):
             h = augment(h, mask, self.augment_scale, self.augment_shift)
+        h, levels = input_transform(h, mask, self.input_norm)
         h = self.proj(h)
         for block in self.blocks:
             h = block(h, mask)
-        return self.head(self.pool(h.transpose(1, 2), mask))
+        pooled = self.pool(h.transpose(1, 2), mask)
+        if levels is not None:
+            pooled = torch.cat([pooled, levels], 1)
+        return self.head(pooled)
 
 
 def build(cfg, bundle) -> nn.Module:

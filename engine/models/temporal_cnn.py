@@ -73,13 +73,31 @@ def zero_pad(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return x * mask.unsqueeze(1).to(x.dtype)
 
 
-def instance_standardize(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """Z-score each channel of (B, C, T) over each recording's real frames."""
+def instance_stats(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5):
+    """Each channel's mean and std (B, C, 1) over each recording's real frames."""
     m = mask.unsqueeze(1).to(x.dtype)
     n = m.sum(2, keepdim=True).clamp_min(1.0)
     mean = (x * m).sum(2, keepdim=True) / n
     var = (((x - mean) ** 2) * m).sum(2, keepdim=True) / n
-    return (x - mean) / torch.sqrt(var + eps)
+    return mean, torch.sqrt(var + eps)
+
+
+def instance_standardize(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Z-score each channel of (B, C, T) over each recording's real frames."""
+    mean, std = instance_stats(x, mask, eps)
+    return (x - mean) / std
+
+
+def input_transform(x: torch.Tensor, mask: torch.Tensor, how: str):
+    """(B, C, T) input after ``model.input_norm`` and the (B, 2C) level features the head
+    also gets with ``instance_stats`` (each channel's mean and log std), else None."""
+    if how == "none":
+        return x, None
+    mean, std = instance_stats(x, mask)
+    h = zero_pad((x - mean) / std, mask)
+    if how == "instance":
+        return h, None
+    return h, torch.cat([mean, torch.log(std)], 1).squeeze(2)
 
 
 def augment(
@@ -172,17 +190,19 @@ class TemporalCNN(nn.Module):
             ResidualBlock(a, b, kernel_sizes, norm, dropout)
             for a, b in zip(dims[:-1], dims[1:], strict=True)
         )
-        self.head = Head(dims[-1] * (2 if pooling == "meanmax" else 1), num_classes, head_dropout)
+        width = dims[-1] * (2 if pooling == "meanmax" else 1)
+        width += 2 * input_dim if input_norm == "instance_stats" else 0
+        self.head = Head(width, num_classes, head_dropout)
+        self._levels: torch.Tensor | None = None
 
     def features(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, C, T) features of the last block and the (B, T) mask."""
         x = batch["x"]
         mask = batch_mask(batch)
         h = zero_pad(x.float().transpose(1, 2), mask)
-        if self.input_norm == "instance":
-            h = zero_pad(instance_standardize(h, mask), mask)
         if self.training and (self.augment_scale > 0 or self.augment_shift > 0):
             h = augment(h, mask, self.augment_scale, self.augment_shift)
+        h, self._levels = input_transform(h, mask, self.input_norm)
         for i, block in enumerate(self.blocks):
             if i and self.pool > 1:
                 h, mask = pool_frames(h, mask, self.pool)
@@ -193,10 +213,12 @@ class TemporalCNN(nn.Module):
         h, mask = self.features(batch)
         h = h.transpose(1, 2)
         if self.pooling == "meanmax":
-            return self.head(
-                torch.cat([masked_pool(h, mask, "mean"), masked_pool(h, mask, "max")], 1)
-            )
-        return self.head(masked_pool(h, mask, self.pooling))
+            pooled = torch.cat([masked_pool(h, mask, "mean"), masked_pool(h, mask, "max")], 1)
+        else:
+            pooled = masked_pool(h, mask, self.pooling)
+        if self._levels is not None:
+            pooled = torch.cat([pooled, self._levels], 1)
+        return self.head(pooled)
 
 
 def block_channels(m) -> list[int]:

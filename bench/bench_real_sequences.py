@@ -57,7 +57,7 @@ MODELS = ("sequence-classifier", "tcn_attention", "activity-lstm", "minirocket",
 SKTIME_ONLY = {"PLAID"}
 TCN_SETS = [
     "model.name=tcn_attention",
-    "model.channels=[64,64,64,64,64]",
+    "model.channels=[32,32,32,32,32]",
     "model.kernel_size=5",
     "model.block_dropout=0.1",
 ]
@@ -179,7 +179,7 @@ def aeon_minirocket(xtr, ytr, xte, yte, seed: int = 0) -> float:
 def config_for(model: str, root: Path, extra_sets: list[str], lstm_epochs: int):
     from engine.config import resolve
 
-    sets = [f"data.root={root}", "training.device=cpu", "data.num_workers=0"]
+    sets = [f"data.root={root}", "training.device=cpu", "data.num_workers=0", "training.num_threads=1"]
     preset = "sequence-classifier"
     if model == "tcn_attention":
         sets += TCN_SETS
@@ -248,8 +248,17 @@ def main() -> None:
     ap.add_argument("--datasets", default=",".join(DATASETS))
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "out" / "real"))
-    ap.add_argument("--val-fraction", type=float, default=0.2)
-    ap.add_argument("--lstm-epochs", type=int, default=30)
+    ap.add_argument("--val-fraction", type=float, default=0.1)
+    ap.add_argument(
+        "--lstm-epochs", type=int, default=20, help="activity-lstm epochs, series up to 500 steps"
+    )
+    ap.add_argument(
+        "--lstm-long-epochs",
+        type=int,
+        default=5,
+        help="activity-lstm epochs on longer series (its recurrence is step by step: the time "
+        "budget)",
+    )
     ap.add_argument(
         "--set", action="append", default=[], help="extra section.key=value for our models"
     )
@@ -283,7 +292,9 @@ def main() -> None:
         for model in models:
             t0 = time.time()
             if model == "aeon":
-                row["aeon_full"] = aeon_minirocket(data["xtr"], data["ytr"], data["xte"], data["yte"])
+                row["aeon_full"] = aeon_minirocket(
+                    data["xtr"], data["ytr"], data["xte"], data["yte"]
+                )
                 fit = ~data["val"]
                 row["aeon_fit"] = aeon_minirocket(
                     [x for x, k in zip(data["xtr"], fit, strict=True) if k],
@@ -293,10 +304,15 @@ def main() -> None:
                 )
                 note = ""
             else:
-                row[model], note = run_ours(model, data["root"], runs_dir, args.set, args.lstm_epochs)
+                longest = max(x.shape[1] for x in data["xtr"])
+                epochs = args.lstm_epochs if longest <= 500 else args.lstm_long_epochs
+                row[model], note = run_ours(model, data["root"], runs_dir, args.set, epochs)
             row[f"{model}_s"] = time.time() - t0
             row[f"{model}_note"] = note
-            print(f"  {name} {model}: {row.get(model, row.get('aeon_full'))} ({row[f'{model}_s']:.0f} s)", flush=True)
+            print(
+                f"  {name} {model}: {row.get(model, row.get('aeon_full'))} ({row[f'{model}_s']:.0f} s)",
+                flush=True,
+            )
         results.append(row)
     total = time.time() - start
     print_table(results, models, total)
@@ -314,7 +330,12 @@ def print_table(results: list[dict], models: list[str], total: float) -> None:
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in results:
-        cells = [r["dataset"], str(r["classes"]), f"{r['train']} ({r['fit']}/{r['train'] - r['fit']})", str(r["test"])]
+        cells = [
+            r["dataset"],
+            str(r["classes"]),
+            f"{r['train']} ({r['fit']}/{r['train'] - r['fit']})",
+            str(r["test"]),
+        ]
         if "aeon" in models:
             cells += [f"{r['aeon_full']:.3f}", f"{r['aeon_fit']:.3f}"]
         cells += [f"{r[m]:.3f}{r[m + '_note']}" for m in ours]
@@ -326,8 +347,10 @@ def print_table(results: list[dict], models: list[str], total: float) -> None:
         cells += [f"{np.mean([r[k] for r in results]):.3f}" for k in keys]
         cells.append("")
         print("| " + " | ".join(cells) + " |")
-    print(f"\ntotal wall time {total:.0f} s ({total / 60:.1f} min); load average "
-          f"{os.getloadavg()[0]:.1f}")
+    print(
+        f"\ntotal wall time {total:.0f} s ({total / 60:.1f} min); load average "
+        f"{os.getloadavg()[0]:.1f}"
+    )
     if "aeon" in models:
         ref = {r["dataset"]: r["aeon_full"] for r in results}
         if "sequence-classifier" in models:

@@ -227,13 +227,14 @@ class ModelConfig(_Section):
         description="temporal_cnn, tcn_attention: batch (BatchNorm over real frames only), "
         "layer (each frame over channels) or none.",
     )
-    input_norm: Literal["none", "layer", "instance"] = Field(
+    input_norm: Literal["none", "layer", "instance", "instance_stats"] = Field(
         "none",
         description="Input normalisation. bigru/bilstm/gru/lstm/transformer/ctc/mlp: layer = "
         "LayerNorm across each frame's features (it erases a shift shared by all features and, "
         "with one channel, the whole signal; the sources already standardise each feature). "
         "temporal_cnn, tcn_attention: instance = z-score each channel over each recording's "
-        "real frames before the first convolution.",
+        "real frames before the first convolution; instance_stats = that, and the head also "
+        "gets each channel's mean and log std (the level and scale it took away).",
     )
     block_dropout: float = Field(
         0.0, ge=0, lt=1, description="temporal_cnn, tcn_attention: dropout after each block."

@@ -378,7 +378,9 @@ class Trainer:
         self.test_loader = self._eval_loader(b.test, ebs) if b.test is not None else None
         one_pass = math.ceil(len(self.train_sampler) / cfg.data.batch_size)
         if t.min_epoch_steps and one_pass < t.min_epoch_steps:
-            self.train_sampler.passes = math.ceil(t.min_epoch_steps / one_pass)
+            # passes are concatenated, so batches run across their seams
+            items = max(len(self.train_sampler), 1)
+            self.train_sampler.passes = math.ceil(t.min_epoch_steps * cfg.data.batch_size / items)
         self.passes_per_epoch = self.train_sampler.passes
         self.steps_per_epoch = math.ceil(len(self.train_sampler) / cfg.data.batch_size)
         if self.passes_per_epoch > 1:

@@ -167,7 +167,15 @@ def test_run_training_end_to_end(tmp_path) -> None:
     )
     run_dir = tmp_path / "run"
     assert run_training(cfg, run_dir) == EXIT_OK
-    for f in ("config.json", "run.json", "metrics.jsonl", "log.txt", "data.json", "best.pt", "last.pt"):
+    for f in (
+        "config.json",
+        "run.json",
+        "metrics.jsonl",
+        "log.txt",
+        "data.json",
+        "best.pt",
+        "last.pt",
+    ):
         assert (run_dir / f).is_file(), f
     for f in ("report.json", "predictions.npz", "per_class.csv", "confusion.csv"):
         assert (run_dir / "eval" / f).is_file(), f

@@ -1,9 +1,9 @@
 """Small real-shaped data: the defaults give enough optimisation and keep the signal.
 
-The dataset below is shaped like a UCR archive problem: 24 whole recordings of one channel,
+The dataset below is shaped like a UCR archive problem: 32 whole recordings of one channel,
 two classes that differ in rhythm (frequency) but not in mean or variance, so a linear
-model on the mean cannot tell them apart, with a 16/4/4 split (a 1-step epoch, a val split
-of 4). Before the fix the engine stayed at chance on such data: LayerNorm across the
+model on the mean cannot tell them apart, with a 20/6/6 split (two steps a pass at batch 16, a val split of 6).
+Before the fix the engine stayed at chance on such data: LayerNorm across the
 features of a one-channel frame turned every input into a constant, one pass made an
 epoch of one optimiser step, and early stopping ended runs after a few dozen steps.
 """
@@ -23,7 +23,7 @@ from engine.data.base import EpochSampler
 from engine.train import EXIT_OK, Trainer, run_training
 
 
-def make_rhythm_csvs(root: Path, *, per_class: int = 12, seed: int = 0) -> Path:
+def make_rhythm_csvs(root: Path, *, per_class: int = 16, seed: int = 0) -> Path:
     """Two classes of one-channel recordings: sinusoids of 0.05 vs 0.11 cycles per frame
     with random phase, amplitude and length (60-80 frames), zero mean, plus noise."""
     rng = np.random.default_rng(seed)
@@ -41,7 +41,7 @@ def make_rhythm_csvs(root: Path, *, per_class: int = 12, seed: int = 0) -> Path:
                 w = csv.writer(f)
                 w.writerow(["c0", "label"])
                 w.writerows([f"{v:.5f}", label] for v in x)
-            split = "train" if i < per_class - 4 else ("val" if i < per_class - 2 else "test")
+            split = "train" if i < per_class - 6 else ("val" if i < per_class - 3 else "test")
             splits.append((name, split))
         del k
     with open(root / "splits.csv", "w", newline="") as f:
@@ -103,8 +103,8 @@ def test_default_recipe_learns_where_the_old_one_stayed_at_chance(rhythm, tmp_pa
     assert run_training(_cfg(rhythm, "training.max_epochs=6"), new) == EXIT_OK
     assert _accuracy(new) >= 0.9
     meta = runs.read_json(new / "run.json")
-    # 16 training recordings, batch 16: one step a pass, so an epoch is 20 passes
-    assert meta["passes_per_epoch"] == 20 and meta["steps_per_epoch"] == 20
+    # 20 training recordings, batch 16: 16 passes make an epoch of 20 full batches
+    assert meta["passes_per_epoch"] == 16 and meta["steps_per_epoch"] == 20
 
     # the old behaviour: LayerNorm over the one feature, one pass per epoch, epoch patience
     old = tmp_path / "old"
@@ -114,7 +114,8 @@ def test_default_recipe_learns_where_the_old_one_stayed_at_chance(rhythm, tmp_pa
         "training.min_steps=0",
         "training.monitor_tie_break=null",
     )
-    assert run_training(_cfg(rhythm, "training.max_epochs=40", *old_sets), old) == EXIT_OK
+    # (a constant input gives every recording the same prediction, however long it trains)
+    assert run_training(_cfg(rhythm, "training.max_epochs=10", *old_sets), old) == EXIT_OK
     assert _accuracy(old) == pytest.approx(0.5)  # every input is the same constant
 
 
@@ -123,6 +124,7 @@ def test_early_stopping_waits_for_the_minimum_number_of_steps(rhythm, tmp_path):
     cfg = _cfg(
         rhythm,
         "optim.lr=1e-12",
+        "model.hidden_size=8",
         "training.patience=2",
         "training.min_epoch_steps=4",
         "training.min_steps=40",
@@ -133,8 +135,10 @@ def test_early_stopping_waits_for_the_minimum_number_of_steps(rhythm, tmp_path):
     assert run_training(cfg, run_dir) == EXIT_OK
     meta = runs.read_json(run_dir / "run.json")
     assert meta["stop_reason"] == "early_stopping"
-    assert meta["steps_per_epoch"] == 4
-    assert meta["step"] == 40 and meta["epoch"] == 10  # not before 40 optimiser steps
+    # 20 recordings x 4 passes = 80 samples, 5 batches of 16: at least the 4 steps asked for
+    assert meta["passes_per_epoch"] == 4 and meta["steps_per_epoch"] == 5
+    # patience 2 alone would stop at epoch 3; it stops at the first epoch end >= 40 steps
+    assert meta["step"] == 40 and meta["epoch"] == 8
 
 
 def test_a_tie_with_a_lower_val_loss_is_an_improvement(rhythm, tmp_path):

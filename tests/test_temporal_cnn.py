@@ -38,7 +38,10 @@ def tiny_recordings(n: int = 24, seed: int = 0) -> tuple[list[np.ndarray], np.nd
 
 
 def batch_of(xs: list[np.ndarray], ys) -> dict:
-    items = [{"x": x, "label": int(y), "id": str(i), "index": i} for i, (x, y) in enumerate(zip(xs, ys))]
+    items = [
+        {"x": x, "label": int(y), "id": str(i), "index": i}
+        for i, (x, y) in enumerate(zip(xs, ys, strict=True))
+    ]
     return pad_collate(items)
 
 
@@ -48,7 +51,7 @@ def test_padding_never_changes_a_prediction(name: str, norm: str) -> None:
     torch.manual_seed(0)
     extra = {"pool": 2} if name == "temporal_cnn" else {}
     model = make_model(
-        name, 3, 4, channels=[8, 16, 16], norm=norm, input_norm="instance", **extra
+        name, 3, 4, channels=[8, 16, 16], norm=norm, input_norm="instance_stats", **extra
     )
     # a few training steps on padded batches, so the BatchNorm running stats are not trivial
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
@@ -89,9 +92,13 @@ def test_learns_a_tiny_frequency_task(name: str) -> None:
     torch.manual_seed(0)
     xs, ys = tiny_recordings()
     batch = batch_of(xs, ys)
-    assert abs(np.mean([x.mean() for x, y in zip(xs, ys) if y == 0]) - np.mean(
-        [x.mean() for x, y in zip(xs, ys) if y == 1]
-    )) < 0.2  # the class means do not tell the classes apart
+    assert (
+        abs(
+            np.mean([x.mean() for x, y in zip(xs, ys, strict=True) if y == 0])
+            - np.mean([x.mean() for x, y in zip(xs, ys, strict=True) if y == 1])
+        )
+        < 0.2
+    )  # the class means do not tell the classes apart
     model = make_model(name, 1, 2, channels=[16, 16], dropout=0.0)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     model.train()

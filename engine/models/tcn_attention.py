@@ -28,8 +28,12 @@ class DilatedBlock(nn.Module):
     ):
         super().__init__()
         bias = norm == "none"
-        self.conv1 = nn.Conv1d(c_in, c_out, kernel_size, padding="same", dilation=dilation, bias=bias)
-        self.conv2 = nn.Conv1d(c_out, c_out, kernel_size, padding="same", dilation=dilation, bias=bias)
+        self.conv1 = nn.Conv1d(
+            c_in, c_out, kernel_size, padding="same", dilation=dilation, bias=bias
+        )
+        self.conv2 = nn.Conv1d(
+            c_out, c_out, kernel_size, padding="same", dilation=dilation, bias=bias
+        )
         self.norm1 = make_norm(norm, c_out)
         self.norm2 = make_norm(norm, c_out)
         self.shortcut = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else None
@@ -109,6 +113,13 @@ class TCNAttention(nn.Module):
 
 def build(cfg, bundle) -> nn.Module:
     m = cfg.model
+    if m.input_norm not in ("none", "instance", "instance_stats"):
+        from engine.models import ModelError
+
+        raise ModelError(
+            f"model 'tcn_attention' takes model.input_norm none, instance or instance_stats, "
+            f"not '{m.input_norm}'"
+        )
     return TCNAttention(
         require_input_dim(bundle, "tcn_attention"),
         bundle.num_classes,

@@ -100,9 +100,7 @@ def input_transform(x: torch.Tensor, mask: torch.Tensor, how: str):
     return h, torch.cat([mean, torch.log(std)], 1).squeeze(2)
 
 
-def augment(
-    x: torch.Tensor, mask: torch.Tensor, scale: float, shift: float
-) -> torch.Tensor:
+def augment(x: torch.Tensor, mask: torch.Tensor, scale: float, shift: float) -> torch.Tensor:
     """Training augmentation on (B, C, T): gain in [1-scale, 1+scale] per recording and a
     circular shift of each recording's real frames by up to ``shift`` of its length."""
     if scale > 0:
@@ -133,9 +131,7 @@ def pool_frames(x: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[torch.Tens
 
 
 class ResidualBlock(nn.Module):
-    def __init__(
-        self, c_in: int, c_out: int, kernel_sizes: list[int], norm: str, dropout: float
-    ):
+    def __init__(self, c_in: int, c_out: int, kernel_sizes: list[int], norm: str, dropout: float):
         super().__init__()
         dims = [c_in] + [c_out] * len(kernel_sizes)
         self.convs = nn.ModuleList(
@@ -143,9 +139,7 @@ class ResidualBlock(nn.Module):
             for a, b, k in zip(dims[:-1], dims[1:], kernel_sizes, strict=True)
         )
         self.norms = nn.ModuleList(make_norm(norm, c_out) for _ in kernel_sizes)
-        self.shortcut = (
-            nn.Conv1d(c_in, c_out, 1, bias=norm == "none") if c_in != c_out else None
-        )
+        self.shortcut = nn.Conv1d(c_in, c_out, 1, bias=norm == "none") if c_in != c_out else None
         self.short_norm = make_norm(norm, c_out) if c_in != c_out else None
         self.drop = nn.Dropout(dropout)
 
@@ -228,6 +222,13 @@ def block_channels(m) -> list[int]:
 
 def build(cfg, bundle) -> nn.Module:
     m = cfg.model
+    if m.input_norm not in ("none", "instance", "instance_stats"):
+        from engine.models import ModelError
+
+        raise ModelError(
+            f"model 'temporal_cnn' takes model.input_norm none, instance or instance_stats, "
+            f"not '{m.input_norm}'"
+        )
     return TemporalCNN(
         require_input_dim(bundle, "temporal_cnn"),
         bundle.num_classes,

@@ -10,10 +10,12 @@ from engine import threads
 
 
 def test_thread_budget_divides_the_cores_between_runs_and_workers():
-    assert threads.thread_budget(2, 1) == 2
+    assert threads.thread_budget(1, 1) == 1
+    assert threads.thread_budget(2, 1) == 1  # one core is left to the rest of the machine
     assert threads.thread_budget(2, 2) == 1
-    assert threads.thread_budget(16, 4) == 4
-    assert threads.thread_budget(16, 4, loader_workers=2) == 2
+    assert threads.thread_budget(16, 1) == 15
+    assert threads.thread_budget(17, 4) == 4
+    assert threads.thread_budget(17, 4, loader_workers=2) == 2
     assert threads.thread_budget(2, 8) == 1  # never below one thread
     assert threads.thread_budget(16, 1, loader_workers=20) == 1
 

@@ -19,7 +19,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from engine.models.common import Head, batch_mask, require_input_dim
-from engine.models.temporal_cnn import augment, block_channels, input_transform, make_norm, zero_pad
+from engine.models.temporal_cnn import (
+    augment,
+    block_channels,
+    input_channels,
+    input_transform,
+    make_norm,
+    zero_pad,
+)
 
 
 class DilatedBlock(nn.Module):
@@ -85,7 +92,7 @@ class TCNAttention(nn.Module):
         self.input_norm = input_norm
         self.augment_scale = augment_scale
         self.augment_shift = augment_shift
-        self.proj = nn.Conv1d(input_dim, channels[0], 1)
+        self.proj = nn.Conv1d(input_channels(input_dim, input_norm), channels[0], 1)
         dims = [channels[0], *channels]
         self.blocks = nn.ModuleList(
             DilatedBlock(a, b, kernel_size, 2**i, norm, dropout)

@@ -88,16 +88,28 @@ def instance_standardize(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5)
     return (x - mean) / std
 
 
+def input_channels(input_dim: int, how: str) -> int:
+    """Channels :func:`input_transform` hands the first convolution."""
+    return 3 * input_dim if how == "instance_stats" else input_dim
+
+
 def input_transform(x: torch.Tensor, mask: torch.Tensor, how: str):
-    """(B, C, T) input after ``model.input_norm`` and the (B, 2C) level features the head
-    also gets with ``instance_stats`` (each channel's mean and log std), else None."""
+    """(B, C', T) input after ``model.input_norm`` and the (B, 2C) level features (each
+    channel's mean and log std over the real frames) with ``instance_stats``, else None.
+
+    ``instance_stats`` z-scores each channel and appends the level features as 2C
+    channels constant over the real frames (zero on padding), so the convolutions can use
+    level and scale non-linearly (on data like PLAID the classes are intervals of level and
+    scale: no linear read-out of them separates the classes)."""
     if how == "none":
         return x, None
     mean, std = instance_stats(x, mask)
     h = zero_pad((x - mean) / std, mask)
     if how == "instance":
         return h, None
-    return h, torch.cat([mean, torch.log(std)], 1).squeeze(2)
+    levels = torch.cat([mean, torch.log(std)], 1)  # (B, 2C, 1)
+    h = torch.cat([h, zero_pad(levels.expand(-1, -1, x.shape[2]), mask)], 1)
+    return h, levels.squeeze(2)
 
 
 def augment(x: torch.Tensor, mask: torch.Tensor, scale: float, shift: float) -> torch.Tensor:
@@ -179,7 +191,7 @@ class TemporalCNN(nn.Module):
         self.augment_scale = augment_scale
         self.augment_shift = augment_shift
         self.pool = pool
-        dims = [input_dim, *channels]
+        dims = [input_channels(input_dim, input_norm), *channels]
         self.blocks = nn.ModuleList(
             ResidualBlock(a, b, kernel_sizes, norm, dropout)
             for a, b in zip(dims[:-1], dims[1:], strict=True)

@@ -227,14 +227,16 @@ class ModelConfig(_Section):
         description="temporal_cnn, tcn_attention: batch (BatchNorm over real frames only), "
         "layer (each frame over channels) or none.",
     )
-    input_norm: Literal["none", "layer", "instance", "instance_stats"] = Field(
+    input_norm: Literal["none", "layer", "instance", "instance_stats", "instance_rank"] = Field(
         "none",
         description="Input normalisation. bigru/bilstm/gru/lstm/transformer/ctc/mlp: layer = "
         "LayerNorm across each frame's features (it erases a shift shared by all features and, "
         "with one channel, the whole signal; the sources already standardise each feature). "
         "temporal_cnn, tcn_attention: instance = z-score each channel over each recording's "
-        "real frames before the first convolution; instance_stats = that, and the head also "
-        "gets each channel's mean and log std (the level and scale it took away).",
+        "real frames before the first convolution; instance_stats = that, plus each channel's "
+        "mean and log std (the level and scale it took away) as constant channels and head "
+        "inputs; instance_rank = instance_stats plus each channel's per-recording mid-ranks "
+        "scaled to [-1, 1] (robust to spikes and to the scale of the values).",
     )
     block_dropout: float = Field(
         0.0, ge=0, lt=1, description="temporal_cnn, tcn_attention: dropout after each block."

@@ -46,13 +46,13 @@ def batch_of(xs: list[np.ndarray], ys) -> dict:
 
 
 @pytest.mark.parametrize("name", MODELS)
-@pytest.mark.parametrize("norm", ["batch", "layer"])
-def test_padding_never_changes_a_prediction(name: str, norm: str) -> None:
+@pytest.mark.parametrize(
+    "norm,input_norm", [("batch", "instance_rank"), ("layer", "instance_stats"), ("batch", "none")]
+)
+def test_padding_never_changes_a_prediction(name: str, norm: str, input_norm: str) -> None:
     torch.manual_seed(0)
-    extra = {"pool": 2} if name == "temporal_cnn" else {}
-    model = make_model(
-        name, 3, 4, channels=[8, 16, 16], norm=norm, input_norm="instance_stats", **extra
-    )
+    extra = {"pool": 2, "cnn_pooling": "meanmax"} if name == "temporal_cnn" else {}
+    model = make_model(name, 3, 4, channels=[8, 16, 16], norm=norm, input_norm=input_norm, **extra)
     # a few training steps on padded batches, so the BatchNorm running stats are not trivial
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     model.train()
@@ -129,6 +129,17 @@ def test_cnn_options_and_augmentation_keep_shapes() -> None:
     model = make_model("tcn_attention", 1, 3, augment_scale=0.2, augment_shift=0.3)
     model.train()
     assert model(batch).shape == (6, 3)
+
+
+def test_instance_ranks_share_ties_and_ignore_padding() -> None:
+    from engine.models.temporal_cnn import instance_ranks
+
+    x = torch.tensor([[[3.0, 1.0, 2.0, 2.0, 9.0, -9.0]]])
+    mask = torch.tensor([[True, True, True, True, False, False]])
+    assert instance_ranks(x, mask).tolist() == [[[1.0, -1.0, 0.0, 0.0, 0.0, 0.0]]]
+    spiky = torch.tensor([[[0.0, 1.0, 2.0, 1000.0]]])
+    got = instance_ranks(spiky, torch.ones(1, 4, dtype=torch.bool))
+    assert torch.allclose(got, torch.tensor([[[-1.0, -1 / 3, 1 / 3, 1.0]]]))
 
 
 def test_attention_gives_padding_zero_weight() -> None:

@@ -99,7 +99,8 @@ class TCNAttention(nn.Module):
             for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True))
         )
         self.pool = AttentionPool(dims[-1])
-        width = dims[-1] + (2 * input_dim if input_norm == "instance_stats" else 0)
+        levels = input_norm in ("instance_stats", "instance_rank")
+        width = dims[-1] + (2 * input_dim if levels else 0)
         self.head = Head(width, num_classes, head_dropout)
 
     def forward(self, batch: dict) -> torch.Tensor:
@@ -120,11 +121,12 @@ class TCNAttention(nn.Module):
 
 def build(cfg, bundle) -> nn.Module:
     m = cfg.model
-    if m.input_norm not in ("none", "instance", "instance_stats"):
+    if m.input_norm not in ("none", "instance", "instance_stats", "instance_rank"):
         from engine.models import ModelError
 
         raise ModelError(
-            f"model 'tcn_attention' takes model.input_norm none, instance or instance_stats, "
+            f"model 'tcn_attention' takes model.input_norm none, instance, instance_stats or "
+            "instance_rank, "
             f"not '{m.input_norm}'"
         )
     return TCNAttention(

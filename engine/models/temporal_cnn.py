@@ -88,9 +88,23 @@ def instance_standardize(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5)
     return (x - mean) / std
 
 
+def instance_ranks(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Each channel's values of (B, C, T) replaced by their mid-rank among the recording's
+    real frames, scaled to [-1, 1] (ties share their mean rank; padding gives 0): a
+    per-recording quantile transform, blind to spikes and to the scale of the values."""
+    pad = ~mask.unsqueeze(1).expand_as(x)
+    key = x.float().masked_fill(pad, float("inf")).contiguous()
+    ordered = torch.sort(key, dim=2).values
+    lo = torch.searchsorted(ordered, key, right=False).to(x.dtype)
+    hi = torch.searchsorted(ordered, key, right=True).to(x.dtype)
+    n = mask.sum(1).to(x.dtype).view(-1, 1, 1)
+    r = (lo + hi - 1) / (n - 1).clamp_min(1.0) - 1.0
+    return r.masked_fill(pad, 0.0)
+
+
 def input_channels(input_dim: int, how: str) -> int:
     """Channels :func:`input_transform` hands the first convolution."""
-    return 3 * input_dim if how == "instance_stats" else input_dim
+    return {"instance_stats": 3, "instance_rank": 4}.get(how, 1) * input_dim
 
 
 def input_transform(x: torch.Tensor, mask: torch.Tensor, how: str):
@@ -108,8 +122,10 @@ def input_transform(x: torch.Tensor, mask: torch.Tensor, how: str):
     if how == "instance":
         return h, None
     levels = torch.cat([mean, torch.log(std)], 1)  # (B, 2C, 1)
-    h = torch.cat([h, zero_pad(levels.expand(-1, -1, x.shape[2]), mask)], 1)
-    return h, levels.squeeze(2)
+    parts = [h, zero_pad(levels.expand(-1, -1, x.shape[2]), mask)]
+    if how == "instance_rank":
+        parts.insert(1, instance_ranks(x, mask))
+    return torch.cat(parts, 1), levels.squeeze(2)
 
 
 def augment(x: torch.Tensor, mask: torch.Tensor, scale: float, shift: float) -> torch.Tensor:
@@ -197,7 +213,7 @@ class TemporalCNN(nn.Module):
             for a, b in zip(dims[:-1], dims[1:], strict=True)
         )
         width = dims[-1] * (2 if pooling == "meanmax" else 1)
-        width += 2 * input_dim if input_norm == "instance_stats" else 0
+        width += 2 * input_dim if input_norm in ("instance_stats", "instance_rank") else 0
         self.head = Head(width, num_classes, head_dropout)
         self._levels: torch.Tensor | None = None
 
@@ -234,11 +250,12 @@ def block_channels(m) -> list[int]:
 
 def build(cfg, bundle) -> nn.Module:
     m = cfg.model
-    if m.input_norm not in ("none", "instance", "instance_stats"):
+    if m.input_norm not in ("none", "instance", "instance_stats", "instance_rank"):
         from engine.models import ModelError
 
         raise ModelError(
-            f"model 'temporal_cnn' takes model.input_norm none, instance or instance_stats, "
+            f"model 'temporal_cnn' takes model.input_norm none, instance, instance_stats or "
+            "instance_rank, "
             f"not '{m.input_norm}'"
         )
     return TemporalCNN(

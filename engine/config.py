@@ -187,7 +187,8 @@ class DataConfig(_Section):
 class ModelConfig(_Section):
     name: str = Field(
         "bigru",
-        description="Model family: lstm, bilstm, gru, bigru, transformer, mlp, ctc, videomae.",
+        description="Model family: lstm, bilstm, gru, bigru, lstm_stack, transformer, mlp, ctc, "
+        "videomae, temporal_cnn, tcn_attention, minirocket.",
     )
     hidden_size: int = Field(128, ge=1)
     num_layers: int = Field(2, ge=1)

@@ -22,6 +22,7 @@ from engine.models.common import Head, batch_mask, require_input_dim
 from engine.models.temporal_cnn import (
     augment,
     block_channels,
+    check_input_norm,
     input_channels,
     input_transform,
     make_norm,
@@ -121,14 +122,7 @@ class TCNAttention(nn.Module):
 
 def build(cfg, bundle) -> nn.Module:
     m = cfg.model
-    if m.input_norm not in ("none", "instance", "instance_stats", "instance_rank"):
-        from engine.models import ModelError
-
-        raise ModelError(
-            f"model 'tcn_attention' takes model.input_norm none, instance, instance_stats or "
-            "instance_rank, "
-            f"not '{m.input_norm}'"
-        )
+    check_input_norm(m, "tcn_attention")
     return TCNAttention(
         require_input_dim(bundle, "tcn_attention"),
         bundle.num_classes,

@@ -248,16 +248,23 @@ def block_channels(m) -> list[int]:
     return list(m.channels) if m.channels else [m.hidden_size] * m.num_layers
 
 
-def build(cfg, bundle) -> nn.Module:
-    m = cfg.model
-    if m.input_norm not in ("none", "instance", "instance_stats", "instance_rank"):
+CNN_INPUT_NORMS = ("none", "instance", "instance_stats", "instance_rank")
+
+
+def check_input_norm(m, name: str) -> None:
+    """The convolutional models take the per-recording input normalisations only."""
+    if m.input_norm not in CNN_INPUT_NORMS:
         from engine.models import ModelError
 
         raise ModelError(
-            f"model 'temporal_cnn' takes model.input_norm none, instance, instance_stats or "
-            "instance_rank, "
+            f"model '{name}' takes model.input_norm {', '.join(CNN_INPUT_NORMS)}, "
             f"not '{m.input_norm}'"
         )
+
+
+def build(cfg, bundle) -> nn.Module:
+    m = cfg.model
+    check_input_norm(m, "temporal_cnn")
     return TemporalCNN(
         require_input_dim(bundle, "temporal_cnn"),
         bundle.num_classes,

@@ -91,6 +91,12 @@ async def test_runs_screen_lists_filters_sorts_and_marks(fx):
         assert app.focused is table and table.shown_keys == [FAILED]
         await pilot.press("escape")  # clears it
         assert len(table.shown_keys) == 5
+        # every typed character lands, a bound one ('n': new run) too once a filter started
+        await pilot.press("f", "i", "n")
+        assert app.screen.query_one("#filter").value == "fin"
+        assert isinstance(app.screen, RunsScreen) and set(table.shown_keys) == {A, B}
+        await pilot.press("escape", "escape")
+        assert len(table.shown_keys) == 5 and app.focused is table
 
         # o: sort by the next column (started -> duration), O reverses
         await pilot.press("o")

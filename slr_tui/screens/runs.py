@@ -45,6 +45,7 @@ class RunsScreen(Screen):
     def __init__(self) -> None:
         super().__init__()
         self.scans = 0
+        self._typing = False  # a filter typed on the table is on its way to the input
         self._timer = None
         self._polling = False
 
@@ -54,6 +55,9 @@ class RunsScreen(Screen):
             placeholder="filter: type (or press /) to match id, status, preset, dataset",
             id="filter",
             compact=True,
+            # selecting on focus would make the next typed key replace what was typed on
+            # the table ("fin" became "in")
+            select_on_focus=False,
         )
         yield RunsTable(id="runs-table")
         yield Static("", id="runs-empty")
@@ -209,12 +213,21 @@ class RunsScreen(Screen):
             event.prevent_default()
             self.table.focus()
             return
-        # typing on the table starts a filter (keys bound to actions keep their meaning)
+        # typing on the table starts a filter (keys bound to actions keep their meaning).
+        # Focus moves to the input only once this event is handled, so keys typed quickly
+        # after the first can still reach the table: while a typed filter is starting,
+        # every printable key goes into it, bound or not (else "fin" became "fi").
         if self.focused is self.table and event.is_printable and event.character:
-            if event.key not in self.active_bindings:
+            if self._typing or event.key not in self.active_bindings:
                 event.stop()
+                event.prevent_default()
+                self._typing = True
                 flt.focus()
                 flt.insert_text_at_cursor(event.character)
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        if event.widget is not self.table:  # the typed filter has reached its input
+            self._typing = False
 
     def action_filter(self) -> None:
         self.query_one("#filter", Input).focus()

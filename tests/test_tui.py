@@ -387,10 +387,37 @@ async def test_read_only_turns_destructive_keys_off(fx):
     app = make_app(read_only=True)
     async with app.run_test(size=(80, 24)) as pilot:
         await to_row(pilot, RUNNING)
+        bound = {b.binding.action for b in app.screen.active_bindings.values()}
+        assert "new_run" not in bound and "stop" not in bound  # nor offered in the footer
         await pilot.press("n")
         await pilot.press("s")
         await pilot.pause()
         assert isinstance(app.screen, RunsScreen)
+        assert runs.read_json(fx["running"] / runs.RUN_JSON)["status"] == "running"
+
+        # thresholds: enter writes nothing
+        await pilot.press("escape", "escape")
+        await to_row(pilot, A)
+        await pilot.press("t")
+        screen = app.screen
+        assert isinstance(screen, ThresholdsScreen)
+        await until(pilot, lambda: screen.loaded)
+        await pilot.press("right", "enter")
+        await pilot.pause(0.3)
+        assert not (fx["a"] / runs.THRESHOLD_JSON).exists()
+        screen.action_save()  # however it is reached
+        await pilot.pause(0.3)
+        assert not (fx["a"] / runs.THRESHOLD_JSON).exists()
+
+        # settings: ctrl+s (or the Save button) writes nothing
+        await pilot.press("escape")
+        await pilot.press("comma")
+        assert isinstance(app.screen, SettingsScreen)
+        app.screen.query_one("#set-temp").value = "85"
+        await pilot.press("ctrl+s")
+        app.screen.action_save()
+        await pilot.pause(0.3)
+        assert not Path("config.yaml").exists()
 
 
 # --------------------------------------------------------------------------- settings

@@ -129,6 +129,13 @@ class LiveRunScreen(Screen):
             super().__init__()
             self.data = data
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """--read-only: the keys that would start, stop or write something are off (and
+        left out of the footer)."""
+        if action in ("stop",) and getattr(self.app, "read_only", False):
+            return False
+        return True
+
     def __init__(self, path: Path) -> None:
         super().__init__()
         self.path = Path(path)

@@ -42,6 +42,13 @@ class RunsScreen(Screen):
             super().__init__()
             self.text, self.ok = text, ok
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """--read-only: the keys that would start, stop or write something are off (and
+        left out of the footer)."""
+        if action in ("new_run", "stop") and getattr(self.app, "read_only", False):
+            return False
+        return True
+
     def __init__(self) -> None:
         super().__init__()
         self.scans = 0

@@ -39,6 +39,13 @@ class SettingsScreen(Screen):
             super().__init__()
             self.settings, self.path, self.error = settings, path, error
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """--read-only: the keys that would start, stop or write something are off (and
+        left out of the footer)."""
+        if action in ("save", "remove_root") and getattr(self.app, "read_only", False):
+            return False
+        return True
+
     def __init__(self) -> None:
         super().__init__()
         self.roots: dict[str, str] = {}
@@ -160,6 +167,9 @@ class SettingsScreen(Screen):
 
     @on(Button.Pressed, "#save")
     def action_save(self) -> None:
+        if getattr(self.app, "read_only", False):
+            self.notify("read-only mode: settings are not saved", severity="warning")
+            return
         try:
             new = self.current()
         except ValueError as exc:

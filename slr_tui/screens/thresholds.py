@@ -95,6 +95,13 @@ class ThresholdsScreen(Screen):
             super().__init__()
             self.data, self.error = data, error
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """--read-only: the keys that would start, stop or write something are off (and
+        left out of the footer)."""
+        if action in ("save",) and getattr(self.app, "read_only", False):
+            return False
+        return True
+
     def __init__(self, path: Path) -> None:
         super().__init__()
         self.path = Path(path)
@@ -291,6 +298,9 @@ class ThresholdsScreen(Screen):
         self._fill_table()
 
     def action_save(self) -> None:
+        if getattr(self.app, "read_only", False):
+            self.notify("read-only mode: threshold.json is not written", severity="warning")
+            return
         if not self.loaded:
             return
         rule = "best-f1 on val" if self.index == self.best_index else "manual"

@@ -136,6 +136,27 @@ async def test_runs_screen_notices_new_and_changed_runs(fx):
 # --------------------------------------------------------------------------- live
 
 
+async def test_live_screen_of_a_run_that_failed_before_any_metric(fx):
+    run = fx["failed"]
+    (run / runs.METRICS).write_text("")
+    meta = runs.read_json(run / runs.RUN_JSON)
+    meta.update(status="failed", error="DataError: no CSV recordings found", epoch=0)
+    runs.atomic_write_json(run / runs.RUN_JSON, meta)
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await to_row(pilot, FAILED)
+        await pilot.press("enter")
+        screen = app.screen
+        assert isinstance(screen, LiveRunScreen)
+        await until(pilot, lambda: screen.loaded)
+        await pilot.pause(0.2)
+        loss = str(screen.query_one("#loss-plot", MetricPlot).render())
+        acc = str(screen.query_one("#acc-plot", MetricPlot).render())
+        assert "waiting" not in loss and "waiting" not in acc
+        assert "failed before its first step: DataError: no CSV recordings found" in loss
+        assert "failed before an epoch ended" in acc
+
+
 async def test_live_screen_of_a_finished_run(fx):
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:

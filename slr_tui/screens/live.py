@@ -428,7 +428,29 @@ class LiveRunScreen(Screen):
         if at_end and table.row_count:
             table.move_cursor(row=table.row_count - 1, animate=False)
 
+    def _empty_texts(self) -> None:
+        """What an empty plot says: waiting while the run is live, else how it ended (a run
+        that failed before its first step must not look as if metrics were coming)."""
+        st = self.status
+        if not self.loaded or st in runs.ACTIVE:
+            texts = ("loss: waiting for metrics", "accuracy: waiting for the first epoch")
+        elif st in ("failed", "stopped", "lost"):
+            err = self.meta.get("error") if st == "failed" else None
+            why = f": {err}" if err else ""
+            texts = (
+                f"loss: none (the run {st} before its first step{why})",
+                f"accuracy: none (the run {st} before an epoch ended)",
+            )
+        else:
+            texts = (f"loss: none ({st})", f"accuracy: none ({st})")
+        for pid, text in zip(("#loss-plot", "#acc-plot"), texts, strict=True):
+            try:
+                self.query_one(pid, MetricPlot).set_empty(text)
+            except Exception:  # noqa: BLE001 - not composed yet
+                continue
+
     def _render_status(self) -> None:
+        self._empty_texts()
         m = self.meta
         now = self.app.clock()
         st = self.status

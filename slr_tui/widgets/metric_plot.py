@@ -94,6 +94,13 @@ class MetricPlot(PlotextPlot):
         self._last_draw = time.monotonic()
         self.refresh()
 
+    def set_empty(self, text: str) -> None:
+        """Change what the plot says while it has no data."""
+        if text != self.empty:
+            self.empty = text
+            self._version += 1
+            self.refresh()
+
     @property
     def has_data(self) -> bool:
         return any(len(c.xs) for c in self.curves)

@@ -375,6 +375,24 @@ def check_meta(raw: Any) -> tuple[dict[str, Any], str | None]:
 
 
 _ROW_INT = ("epoch", "step", "step_in_epoch")
+
+# the figures of one split in report.json (and in eval rows of metrics.jsonl)
+REPORT_FIGURES = (
+    "accuracy",
+    "top5_accuracy",
+    "top10_accuracy",
+    "per_class_accuracy",
+    "macro_precision",
+    "macro_recall",
+    "macro_f1",
+    "weighted_f1",
+    "roc_auc",
+    "pr_auc",
+    "nll",
+    "num_samples",
+    "num_classes",
+)
+
 _ROW_NUMERIC = frozenset(
     (
         "t",
@@ -391,18 +409,7 @@ _ROW_NUMERIC = frozenset(
         "samples_per_s",
         "sync_max_diff",
         "proc_peak_mem_mb",
-        "accuracy",
-        "top5_accuracy",
-        "top10_accuracy",
-        "per_class_accuracy",
-        "macro_precision",
-        "macro_recall",
-        "macro_f1",
-        "weighted_f1",
-        "roc_auc",
-        "pr_auc",
-        "nll",
-        "num_samples",
+        *REPORT_FIGURES,  # eval rows carry a split's figures
     )
 )
 
@@ -454,23 +461,6 @@ def _clean_row_fully(row: dict[str, Any]) -> dict[str, Any] | None:
     for key in bad or ():
         row[key] = None
     return row
-
-
-REPORT_FIGURES = (
-    "accuracy",
-    "top5_accuracy",
-    "top10_accuracy",
-    "per_class_accuracy",
-    "macro_precision",
-    "macro_recall",
-    "macro_f1",
-    "weighted_f1",
-    "roc_auc",
-    "pr_auc",
-    "nll",
-    "num_samples",
-    "num_classes",
-)
 
 
 def _figures(d: dict[str, Any]) -> dict[str, Any]:
@@ -871,19 +861,13 @@ def resolve_run(ref: str, root: str | Path) -> RunInfo:
         if not p.is_dir():
             raise RunError(f"no run folder at {ref}")
         if not ((p / RUN_JSON).is_file() or (p / CONFIG_JSON).is_file()):
-            raise RunError(
-                f"{ref} is not a run folder (no {RUN_JSON} or {CONFIG_JSON})"
-            )
+            raise RunError(f"{ref} is not a run folder (no {RUN_JSON} or {CONFIG_JSON})")
         return load_run(p)
     root = Path(root)
     exact = root / ref
-    if exact.is_dir() and (
-        (exact / RUN_JSON).is_file() or (exact / CONFIG_JSON).is_file()
-    ):
+    if exact.is_dir() and ((exact / RUN_JSON).is_file() or (exact / CONFIG_JSON).is_file()):
         return load_run(exact)
-    matches = [
-        r for r in list_runs(root) if r.path.name.startswith(ref) or r.id.startswith(ref)
-    ]
+    matches = [r for r in list_runs(root) if r.path.name.startswith(ref) or r.id.startswith(ref)]
     if len(matches) == 1:
         return matches[0]
     if not matches:

@@ -1,4 +1,9 @@
-"""``python -m engine train --config C --run-dir D [--resume] [--init-checkpoint P]``."""
+"""``python -m engine {train,check,extract,predict} ...``: every engine job, one subcommand each.
+
+``train`` trains one run into a run folder; ``check``, ``extract`` and ``predict`` report
+through a result JSON and a progress JSONL (see :mod:`engine.jobs`). ``slr_tui.launch``
+starts them; ``python -m engine JOB --help`` lists each one's arguments.
+"""
 
 from __future__ import annotations
 
@@ -75,15 +80,68 @@ def _record_end(run_dir: Path, status: str, error: str | None = None) -> None:
         _say(run_dir, f"cannot record status {status} in run.json: {line}", sys.stderr)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__)
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m engine",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     tr = sub.add_parser("train", help="train one run into a run directory")
     tr.add_argument("--config", required=True, help="effective config (JSON or YAML)")
     tr.add_argument("--run-dir", required=True, help="the run folder to write")
     tr.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
     tr.add_argument("--init-checkpoint", help="load model weights only from this checkpoint")
-    args = parser.parse_args(argv)
+
+    progress = "progress JSONL to append rows to (engine.jobs lists them)"
+    ck = sub.add_parser("check", help="report what a dataset holds, per split")
+    ck.add_argument("--config", required=True, help="effective config (JSON or YAML)")
+    ck.add_argument("--out", required=True, help="the report JSON to write")
+    ck.add_argument("--progress", help=progress)
+
+    ex = sub.add_parser("extract", help="MediaPipe Holistic landmarks into a landmark cache")
+    ex.add_argument("--config", required=True, help="effective config (JSON or YAML)")
+    ex.add_argument("--out", required=True, help="the landmark cache folder (a rerun resumes)")
+    ex.add_argument("--summary", required=True, help="the summary JSON to write")
+    ex.add_argument("--progress", help=progress)
+    ex.add_argument("--workers", type=int, default=1, help="processes, one Holistic each")
+    ex.add_argument("--max-glosses", type=int, help="keep the N glosses with the most videos")
+    ex.add_argument("--samples-per-gloss", type=int, help="at most N videos a gloss")
+    ex.add_argument("--stride", type=int, default=1, help="every Nth frame of a video")
+    ex.add_argument("--max-size", type=int, help="long side of a frame at most N px")
+    ex.add_argument("--model-complexity", type=int, default=1, help="Holistic pose model 0-2")
+    ex.add_argument("--model-file", help="pose_landmark_lite/heavy.tflite for complexity 0/2")
+    ex.add_argument("--limit", type=int, help="extract at most N videos this run")
+    ex.add_argument("--face-indices", help="face mesh points to keep, e.g. 0,13,14 (or all)")
+
+    pr = sub.add_parser("predict", help="classify recordings with a trained run")
+    pr.add_argument("--run-dir", required=True, help="the trained run (its config.json, best.pt)")
+    pr.add_argument("--out", required=True, help="the prediction JSON to write")
+    pr.add_argument("--progress", help=progress)
+    pr.add_argument("files", nargs="+", help="recordings (CSV, one row per frame)")
+    return parser
+
+
+def _stops_interrupt() -> None:
+    """A job other than train: from now on a stop (SIGTERM, SIGINT) raises
+    KeyboardInterrupt, which the job turns into an ``interrupted`` end (extract keeps a
+    valid cache). Only where the early handler was put in (run as a script)."""
+    if signal.getsignal(signal.SIGTERM) is not _early_stop:
+        return
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    for s in _SIGNALS:
+        signal.signal(s, interrupt)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command != "train":
+        from engine import jobs
+
+        return jobs.run(args.command, args, early=_early, take_stops=_stops_interrupt)
     run_dir = Path(args.run_dir)
 
     from engine.config import ConfigError, load_file, validate

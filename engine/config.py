@@ -3,6 +3,17 @@
 Precedence: preset < ``--config FILE`` < ``--set section.key=value``. Unknown keys and
 wrong types raise :class:`ConfigError` with one line that names the key and lists the
 valid keys of its section. This module imports no torch, so viewers can use it.
+
+``data`` and ``model`` are unions: ``data.source`` picks the data source's options model
+and ``model.name`` the model family's (both named in :mod:`engine.catalog`). The shared
+bases are here: :class:`DataOptions` (what every source takes) with its families
+:class:`LandmarkOptions`, :class:`VideoOptions` and :class:`TableOptions`, and
+:class:`Section`, the base of every section. Each source's own model lives in its module
+under ``engine/data/``, each family's in ``engine/models/options.py``; all of them import
+without torch.
+
+Configs of the old flat layout (one bag of every source's and every model's keys) still
+load: see :func:`upgrade`.
 """
 
 from __future__ import annotations
@@ -13,7 +24,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from engine import catalog
 
 SECTIONS = ("data", "model", "optim", "training")
 
@@ -25,12 +47,14 @@ class ConfigError(Exception):
     """A bad preset, config file, key or value. The message is one line meant for people."""
 
 
-class _Section(BaseModel):
+class Section(BaseModel):
+    """The base of every config section: unknown keys are errors, so are inf and nan."""
+
     # allow_inf_nan=False: `--set optim.lr=.inf` is an error naming the key, not a null
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
-class SyntheticConfig(_Section):
+class SyntheticConfig(Section):
     """The built-in synthetic 'signs' (landmark sequences shaped like MediaPipe Holistic)."""
 
     num_classes: int = Field(10, ge=2, description="How many sign classes to generate.")
@@ -61,33 +85,40 @@ class SyntheticConfig(_Section):
         return self
 
 
-class DataConfig(_Section):
-    source: str = Field(
-        "synthetic",
-        description="Data source: synthetic, landmarks, wlasl, video_folder, sequences_csv, features.",
-    )
+# --------------------------------------------------------------------------- data options
+
+
+class DataOptions(Section):
+    """What every data source takes. A source's options model subclasses this (or one of
+    the family bases below), sets ``source`` to a ``Literal`` of its name, and is named in
+    :data:`engine.catalog.SOURCES`."""
+
+    source: str = Field("synthetic", description=f"Data source: {', '.join(catalog.SOURCES)}.")
     root: str | None = Field(
         None,
         description="Dataset root (metadata, videos or cache). Synthetic: where it is written.",
     )
-    subset: int | None = Field(None, description="WLASL: keep the first N glosses (100, 300, ...).")
     batch_size: int = Field(16, ge=1, le=MAX_BATCH)
     eval_batch_size: int | None = Field(
         None, ge=1, le=MAX_BATCH, description="Default: 2 x batch_size."
     )
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes.")
+    augment: bool = Field(True, description="Augment training samples.")
+    seed: int = Field(0, description="Seed for splits and augmentation.")
+
+
+class LandmarkOptions(DataOptions):
+    """Landmark sequences (``synthetic``, ``landmarks``): features and augmentation."""
+
     max_frames: int = Field(64, ge=1, description="Longer sequences are resampled to this length.")
-    num_frames: int = Field(16, ge=1, description="Video: frames sampled per clip.")
-    image_size: int = Field(224, ge=8, description="Video: crop size in pixels.")
     parts: list[Literal["pose", "left_hand", "right_hand", "face"]] = Field(
         default_factory=lambda: ["pose", "left_hand", "right_hand", "face"],
         description="Landmark parts used as features.",
     )
-    use_z: bool = Field(False, description="Landmarks: include the z coordinate.")
+    use_z: bool = Field(False, description="Include the z coordinate.")
     normalize: bool = Field(
-        True, description="Landmarks: centre on the shoulders' midpoint, scale by shoulder width."
+        True, description="Centre on the shoulders' midpoint, scale by shoulder width."
     )
-    augment: bool = Field(True, description="Augment training samples.")
     noise_std: float = Field(0.01, ge=0, description="Augment: Gaussian noise std.")
     speed_range: tuple[float, float] = Field(
         (0.8, 1.2), description="Augment: temporal resampling factor range."
@@ -95,86 +126,77 @@ class DataConfig(_Section):
     rotate_deg: float = Field(8.0, ge=0, description="Augment: max in-plane rotation (degrees).")
     scale_range: tuple[float, float] = Field((0.9, 1.1), description="Augment: scale range.")
     mirror: bool = Field(False, description="Augment: mirror x and swap hands (off: handedness).")
-    seed: int = Field(0, description="Seed for splits and augmentation.")
-    metadata: str | None = Field(
-        None,
-        description="WLASL: metadata JSON (a name in data.root or a path); video_folder: a CSV "
-        "manifest (path,label,split). Default: found in data.root.",
+
+
+class VideoOptions(DataOptions):
+    """Video clips (``wlasl``, ``video_folder``): sampling, crops, normalisation, cache."""
+
+    num_frames: int = Field(16, ge=1, description="Frames sampled per clip.")
+    image_size: int = Field(224, ge=8, description="Crop size in pixels.")
+    crop_bbox: bool = Field(
+        False,
+        description="Crop each video to its signer bbox (WLASL metadata has them; "
+        "video_folder videos have none).",
     )
-    crop_bbox: bool = Field(False, description="WLASL: crop each video to its signer bbox.")
     short_side: int | None = Field(
         None,
         ge=8,
-        description="Video: frames are resized to this short side before cropping "
+        description="Frames are resized to this short side before cropping "
         "(default: image_size * 256/224).",
     )
     crop_scale: tuple[float, float] = Field(
-        (0.5, 1.0), description="Video training: random resized crop area (share of the frame)."
+        (0.5, 1.0), description="Training: random resized crop area (share of the frame)."
     )
     temporal_scale: tuple[float, float] = Field(
         (0.8, 1.0),
-        description="Video training: share of the segment a clip spans (random offset, jitter).",
+        description="Training: share of the segment a clip spans (random offset, jitter).",
     )
-    hflip: bool = Field(
-        False, description="Video training: random horizontal flip (off: handedness)."
-    )
+    hflip: bool = Field(False, description="Training: random horizontal flip (off: handedness).")
     mean: tuple[float, float, float] = Field(
-        (0.485, 0.456, 0.406), description="Video: per-channel normalisation mean (RGB, 0..1)."
+        (0.485, 0.456, 0.406), description="Per-channel normalisation mean (RGB, 0..1)."
     )
     std: tuple[float, float, float] = Field(
-        (0.229, 0.224, 0.225), description="Video: per-channel normalisation std (RGB, 0..1)."
+        (0.229, 0.224, 0.225), description="Per-channel normalisation std (RGB, 0..1)."
     )
     uint8_clips: bool = Field(
         False,
-        description="Video: clips travel as uint8 and the model normalises them on its device "
+        description="Clips travel as uint8 and the model normalises them on its device "
         "(4x less to move from loader workers; the WLASL presets turn it on).",
     )
     frame_cache: str | None = Field(
         None,
-        description="Video: folder for a one-time cache of decoded, resized frames "
+        description="Folder for a one-time cache of decoded, resized frames "
         "('auto': under $SLR_CACHE_DIR; null: decode every time).",
     )
     frame_cache_format: Literal["npy", "jpeg"] = Field(
-        "npy", description="Video frame cache: raw uint8 (fastest, large) or JPEG (~10x smaller)."
+        "npy", description="Frame cache: raw uint8 (fastest, large) or JPEG (~10x smaller)."
     )
-    label_column: str = Field(
-        "label", description="sequences_csv: the column holding each frame's class label."
-    )
-    feature_columns: list[str] | None = Field(
-        None,
-        description="sequences_csv: feature columns (null: every numeric column but the label).",
-    )
-    window_size: int | None = Field(
-        30,
-        ge=1,
-        description="sequences_csv: frames per sliding window (null: each recording is one sample).",
-    )
-    stride: int = Field(15, ge=1, description="sequences_csv: frames between window starts.")
+
+
+class TableOptions(DataOptions):
+    """Tabular features (``sequences_csv``, ``features``): splits, scaling, binary labels."""
+
+    noise_std: float = Field(0.01, ge=0, description="Augment: Gaussian noise std.")
     split_val_fraction: float = Field(
-        0.15,
-        gt=0,
-        lt=1,
-        description="sequences_csv, features: validation share when the data fixes no splits.",
+        0.15, gt=0, lt=1, description="Validation share when the data fixes no splits."
     )
     split_test_fraction: float = Field(
         0.15,
         ge=0,
         lt=1,
-        description="sequences_csv, features: test share when the data fixes no splits (0: no test).",
+        description="Test share when the data fixes no splits (0: no test).",
     )
     standardize: bool = Field(
-        True,
-        description="sequences_csv, features: z-score each feature with training-split mean/std.",
+        True, description="z-score each feature with training-split mean/std."
     )
     positive_label: str | bool | int | None = Field(
         None,
-        description="Binary sequences_csv/features: the label given class index 1 (null: detect "
-        "1/true/error-like labels, else sorted order).",
+        description="Binary: the label given class index 1 (null: detect 1/true/error-like "
+        "labels, else sorted order).",
     )
-    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
 
     @model_validator(mode="after")
-    def _split_fractions_leave_a_train_split(self) -> DataConfig:
+    def _split_fractions_leave_a_train_split(self) -> TableOptions:
         total = self.split_val_fraction + self.split_test_fraction
         if total >= 1:
             raise ValueError(
@@ -184,107 +206,32 @@ class DataConfig(_Section):
         return self
 
 
-class ModelConfig(_Section):
-    name: str = Field(
-        "bigru",
-        description="Model family: lstm, bilstm, gru, bigru, lstm_stack, transformer, mlp, ctc, "
-        "videomae, temporal_cnn, tcn_attention, minirocket.",
-    )
-    hidden_size: int = Field(128, ge=1)
-    num_layers: int = Field(2, ge=1)
-    dropout: float = Field(0.3, ge=0, lt=1)
-    num_heads: int = Field(4, ge=1, description="Transformer: attention heads.")
-    ff_size: int | None = Field(None, ge=1, description="Transformer: feed-forward width.")
-    pooling: Literal["mean", "last", "max"] = Field("mean", description="Sequence pooling.")
-    hidden_sizes: list[int] = Field(
-        default_factory=lambda: [128, 64],
-        description="lstm_stack: widths of the stacked LSTM layers.",
-    )
-    dense_size: int = Field(32, ge=1, description="lstm_stack: width of the dense layer.")
-    dense_dropout: float = Field(0.2, ge=0, lt=1, description="lstm_stack: dense dropout.")
-    pretrained: str | None = Field(None, description="Hub id or local directory of weights.")
-    config_overrides: dict[str, Any] = Field(
-        default_factory=dict, description="Fields changed in the model's own config."
-    )
-    blank_penalty: float = Field(
-        0.0, ge=0, description="CTC: subtracted from the blank logit while training."
-    )
-    freeze_backbone_epochs: int = Field(0, ge=0)
-    gradient_checkpointing: bool = False
-    channels: list[int] | None = Field(
-        None,
-        description="temporal_cnn, tcn_attention: width of each convolutional block "
-        "(null: hidden_size for each of num_layers blocks).",
-    )
-    kernel_sizes: list[int] = Field(
-        default_factory=lambda: [7, 5, 3],
-        description="temporal_cnn: kernel sizes of the convolutions inside each residual block.",
-    )
-    kernel_size: int = Field(
-        3, ge=1, description="tcn_attention: kernel size of the dilated convolutions."
-    )
-    norm: Literal["batch", "layer", "none"] = Field(
-        "batch",
-        description="temporal_cnn, tcn_attention: batch (BatchNorm over real frames only), "
-        "layer (each frame over channels) or none.",
-    )
-    input_norm: Literal["none", "layer", "instance", "instance_stats", "instance_rank"] = Field(
-        "none",
-        description="Input normalisation. bigru/bilstm/gru/lstm/transformer/ctc/mlp: layer = "
-        "LayerNorm across each frame's features (it erases a shift shared by all features and, "
-        "with one channel, the whole signal; the sources already standardise each feature). "
-        "temporal_cnn, tcn_attention: instance = z-score each channel over each recording's "
-        "real frames before the first convolution; instance_stats = that, plus each channel's "
-        "mean and log std (the level and scale it took away) as constant channels and head "
-        "inputs; instance_rank = instance_stats plus each channel's per-recording mid-ranks "
-        "scaled to [-1, 1] (robust to spikes and to the scale of the values).",
-    )
-    block_dropout: float = Field(
-        0.0, ge=0, lt=1, description="temporal_cnn, tcn_attention: dropout after each block."
-    )
-    augment_scale: float = Field(
-        0.0,
-        ge=0,
-        lt=1,
-        description="temporal_cnn, tcn_attention training: random gain per recording in "
-        "[1-s, 1+s].",
-    )
-    augment_shift: float = Field(
-        0.0,
-        ge=0,
-        le=1,
-        description="temporal_cnn, tcn_attention training: random circular shift of each "
-        "recording's frames by up to this share of its length.",
-    )
-    pool: int = Field(
-        1,
-        ge=1,
-        description="temporal_cnn: average-pool frames by this factor between blocks "
-        "(1: off; 2 halves the frames before each block after the first).",
-    )
-    cnn_pooling: Literal["mean", "max", "meanmax"] = Field(
-        "mean",
-        description="temporal_cnn: pooling over real frames before the head (meanmax: both, "
-        "concatenated).",
-    )
-    num_kernels: int = Field(
-        10_000, ge=84, description="minirocket: convolution kernels (features), a multiple of 84."
-    )
-    max_dilations_per_kernel: int = Field(32, ge=1, description="minirocket: dilations per kernel.")
-    classifier: Literal["ridge", "logistic"] = Field(
-        "ridge",
-        description="minirocket: RidgeClassifierCV (alphas logspace(-3, 3, 10)) or logistic "
-        "regression on the scaled features.",
-    )
-    max_length: int | None = Field(
-        None,
-        ge=9,
-        description="minirocket: recordings are zero-padded to this many frames (null: the "
-        "longest training recording); longer ones are transformed at their own length.",
-    )
+# --------------------------------------------------------------------------- model options
 
 
-class OptimConfig(_Section):
+class ModelOptions(Section):
+    """What every model family takes. A family's options model subclasses this in
+    ``engine/models/options.py``, gives ``name`` its default, and is named in
+    :data:`engine.catalog.MODELS` (for each name it serves). Names are case-insensitive."""
+
+    name: str = Field("bigru", description=f"Model family: {', '.join(catalog.MODELS)} (any case).")
+
+    @field_validator("name")
+    @classmethod
+    def _a_name_of_this_family(cls, value: str) -> str:
+        if cls is ModelOptions:
+            return value
+        spec = f"{cls.__module__}:{cls.__qualname__}"
+        served = [n for n, m in catalog.MODELS.items() if m.options == spec]
+        if value.lower() not in served:
+            raise ValueError(f"'{value}' is not one of {', '.join(served)}")
+        return value
+
+
+# --------------------------------------------------------------------------- optim, training
+
+
+class OptimConfig(Section):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.01, ge=0)
     betas: tuple[float, float] = (0.9, 0.999)
@@ -297,7 +244,7 @@ class OptimConfig(_Section):
     plateau_patience: int = Field(2, ge=0, description="Plateau: epochs without improvement.")
 
 
-class TrainingConfig(_Section):
+class TrainingConfig(Section):
     max_epochs: int = Field(20, ge=1)
     patience: int | None = Field(
         5, ge=1, description="Early stopping: epochs without improvement (null: off)."
@@ -368,10 +315,36 @@ class RunConfig(BaseModel):
 
     name: str = Field("custom", description="Preset or experiment name.")
     description: str = ""
-    data: DataConfig = Field(default_factory=DataConfig)
-    model: ModelConfig = Field(default_factory=ModelConfig)
+    # SerializeAsAny: a section dumps every field of its source's (family's) options model
+    data: SerializeAsAny[DataOptions] = Field(default_factory=lambda: _default("data"))
+    model: SerializeAsAny[ModelOptions] = Field(default_factory=lambda: _default("model"))
     optim: OptimConfig = Field(default_factory=OptimConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+
+    @field_validator("data", "model", mode="before")
+    @classmethod
+    def _options_by_name(cls, value: Any, info: Any) -> Any:
+        """A mapping is validated by the options model its ``source`` (``name``) picks."""
+        if not isinstance(value, dict):
+            return value  # an options model already, or a wrong type the base refuses
+        section = info.field_name
+        key, default = UNION_KEYS[section]
+        name = value.get(key, default)
+        klass = options_class(section, name)
+        if klass is None:
+            raise ValidationError.from_exception_data(
+                section,
+                [
+                    {
+                        "type": PydanticCustomError(
+                            "unknown_name", "{message}", {"message": _unknown(section, name)}
+                        ),
+                        "loc": (key,),
+                        "input": name,
+                    }
+                ],
+            )
+        return klass.model_validate(value)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -386,39 +359,91 @@ class RunConfig(BaseModel):
         return d.source
 
 
+# --------------------------------------------------------------------------- the unions
+
+# section -> (the key that picks its options model, its default)
+UNION_KEYS: dict[str, tuple[str, str]] = {
+    "data": ("source", "synthetic"),
+    "model": ("name", "bigru"),
+}
+
+
+def options_class(section: str, name: Any) -> type[BaseModel] | None:
+    """The options model ``data.source`` (``section="data"``) or ``model.name`` picks; None
+    for a name the catalog does not have."""
+    entry = catalog.find_source(name) if section == "data" else catalog.find_model(name)
+    return None if entry is None else catalog.load_attr(entry.options)
+
+
+def _unknown(section: str, name: Any) -> str:
+    if section == "data":
+        return catalog.unknown_source(name, "data.source")
+    return catalog.unknown_model(name, "model.name")
+
+
+def _default(section: str) -> BaseModel:
+    klass = options_class(section, UNION_KEYS[section][1])
+    assert klass is not None
+    return klass()
+
+
 # --------------------------------------------------------------------------- errors
 
 
-def _model_at(path: tuple[Any, ...]) -> type[BaseModel] | None:
+def _concrete(model: type[BaseModel], raw: Any) -> type[BaseModel]:
+    """The member of a union section (``data``, ``model``) that ``raw`` validates with."""
+    for section, base in (("data", DataOptions), ("model", ModelOptions)):
+        if model is base:
+            key, default = UNION_KEYS[section]
+            name = raw.get(key, default) if isinstance(raw, dict) else default
+            return options_class(section, name) or model
+    return model
+
+
+def _model_at(path: tuple[Any, ...], raw: Any = None) -> type[BaseModel] | None:
+    """The section model at ``path`` (the options model of the raw config's source or
+    model family for ``data``/``model``); None where ``path`` is not a section."""
     model: type[BaseModel] = RunConfig
+    node = raw
     for part in path:
         field = model.model_fields.get(str(part))
         if field is None:
             return None
+        node = node.get(part) if isinstance(node, dict) else None
         ann = field.annotation
         if isinstance(ann, type) and issubclass(ann, BaseModel):
-            model = ann
+            model = _concrete(ann, node)
         else:
             return None
     return model
 
 
-def _section_keys(path: tuple[Any, ...]) -> tuple[str, str]:
+def _section_keys(path: tuple[Any, ...], raw: Any = None) -> tuple[str, str]:
     """(section label, comma list of valid keys) for the section holding ``path``."""
     parent = path[:-1]
-    model = _model_at(parent) or RunConfig
+    model = _model_at(parent, raw) or RunConfig
     label = ".".join(str(p) for p in parent) or "top level"
+    if len(parent) == 1 and model not in (DataOptions, ModelOptions):
+        union = UNION_KEYS.get(str(parent[0]))
+        if union is not None:  # data (source wlasl), model (name videomae)
+            section = raw.get(parent[0]) if isinstance(raw, dict) else None
+            name = section.get(union[0], union[1]) if isinstance(section, dict) else union[1]
+            label += f" ({union[0]} {name})"
     return label, ", ".join(model.model_fields)
 
 
-def _describe(err: ValidationError) -> str:
+def _describe(err: ValidationError, raw: Any = None) -> str:
+    """One line for the first error; ``raw`` (the config validated) tells which source's or
+    model family's keys to list."""
     e = err.errors()[0]
     loc = tuple(p for p in e["loc"] if not isinstance(p, int)) or ("?",)
     key = ".".join(str(p) for p in loc)
-    label, valid = _section_keys(loc)
+    if e["type"] == "unknown_name":
+        return str(e["msg"])
+    label, valid = _section_keys(loc, raw)
     if e["type"] == "extra_forbidden":
         return f"unknown key '{key}'; valid keys of {label}: {valid}"
-    if _model_at(loc) is not None:  # a rule across keys of one section
+    if _model_at(loc, raw) is not None:  # a rule across keys of one section
         msg = str(e["msg"]).removeprefix("Value error, ")
         return f"bad values in '{key}': {msg}"
     value = _short_repr(e.get("input"))
@@ -434,13 +459,181 @@ def _short_repr(value: Any) -> str:
     return r.repr(value)
 
 
-def validate(raw: dict[str, Any], source: str = "config") -> RunConfig:
+def validate(raw: dict[str, Any], source: str = "config", *, saved: bool = False) -> RunConfig:
+    """The config ``raw`` describes, strictly; ``saved``: ``raw`` is a saved run's
+    config.json, which may be of the old flat layout (:func:`upgrade`)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping of sections {', '.join(SECTIONS)}")
+    if saved:
+        raw = upgrade(raw, saved=True)
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(f"{source}: {_describe(err)}") from None
+        raise ConfigError(f"{source}: {_describe(err, raw)}") from None
+
+
+# --------------------------------------------------------------------------- the old flat layout
+
+# Every key of the flat ``data``/``model`` sections before options per source and per model
+# (one bag for all of them), with its default then. Frozen: this is what old files hold.
+FLAT_DEFAULTS: dict[str, dict[str, Any]] = {
+    "data": {
+        "root": None,
+        "subset": None,
+        "batch_size": 16,
+        "eval_batch_size": None,
+        "num_workers": 0,
+        "max_frames": 64,
+        "num_frames": 16,
+        "image_size": 224,
+        "parts": ["pose", "left_hand", "right_hand", "face"],
+        "use_z": False,
+        "normalize": True,
+        "augment": True,
+        "noise_std": 0.01,
+        "speed_range": [0.8, 1.2],
+        "rotate_deg": 8.0,
+        "scale_range": [0.9, 1.1],
+        "mirror": False,
+        "seed": 0,
+        "metadata": None,
+        "crop_bbox": False,
+        "short_side": None,
+        "crop_scale": [0.5, 1.0],
+        "temporal_scale": [0.8, 1.0],
+        "hflip": False,
+        "mean": [0.485, 0.456, 0.406],
+        "std": [0.229, 0.224, 0.225],
+        "uint8_clips": False,
+        "frame_cache": None,
+        "frame_cache_format": "npy",
+        "label_column": "label",
+        "feature_columns": None,
+        "window_size": 30,
+        "stride": 15,
+        "split_val_fraction": 0.15,
+        "split_test_fraction": 0.15,
+        "standardize": True,
+        "positive_label": None,
+        "synthetic": {
+            "num_classes": 10,
+            "samples_per_class": 60,
+            "imbalance": 0.5,
+            "min_frames": 24,
+            "max_frames": 48,
+            "num_signers": 12,
+            "noise": 0.01,
+            "missing_hand_prob": 0.05,
+            "val_fraction": 0.15,
+            "test_fraction": 0.15,
+            "seed": 0,
+        },
+    },
+    "model": {
+        "hidden_size": 128,
+        "num_layers": 2,
+        "dropout": 0.3,
+        "num_heads": 4,
+        "ff_size": None,
+        "pooling": "mean",
+        "hidden_sizes": [128, 64],
+        "dense_size": 32,
+        "dense_dropout": 0.2,
+        "pretrained": None,
+        "config_overrides": {},
+        "blank_penalty": 0.0,
+        "freeze_backbone_epochs": 0,
+        "gradient_checkpointing": False,
+        "channels": None,
+        "kernel_sizes": [7, 5, 3],
+        "kernel_size": 3,
+        "norm": "batch",
+        "input_norm": "none",
+        "block_dropout": 0.0,
+        "augment_scale": 0.0,
+        "augment_shift": 0.0,
+        "pool": 1,
+        "cnn_pooling": "mean",
+        "num_kernels": 10_000,
+        "max_dilations_per_kernel": 32,
+        "classifier": "ridge",
+        "max_length": None,
+    },
+}
+
+
+def _is_default(value: Any, default: Any) -> bool:
+    """``value`` (from YAML or JSON) equals the old default; a mapping when each key it sets
+    does."""
+    if isinstance(default, dict):
+        return isinstance(value, dict) and all(
+            k in default and _is_default(v, default[k]) for k, v in value.items()
+        )
+    if isinstance(default, list):
+        return (
+            isinstance(value, list | tuple)
+            and len(value) == len(default)
+            and all(map(_is_default, value, default))
+        )
+    if isinstance(value, bool) or isinstance(default, bool):
+        return value is default  # True is not 1
+    return value == default  # 8 is 8.0
+
+
+def _section_name(raw: Any, section: str, base: Any) -> Any:
+    """``data.source`` (``model.name``) of ``raw``, else of ``base``, else the default."""
+    key, default = UNION_KEYS[section]
+    for layer in (raw, base):
+        sec = layer.get(section) if isinstance(layer, dict) else None
+        if isinstance(sec, dict) and key in sec:
+            return sec[key]
+    return default
+
+
+def upgrade(raw: Any, *, saved: bool = False, base: Any = None) -> Any:
+    """``raw`` without the leftovers of the old flat layout.
+
+    Before options per source and per model, ``data`` and ``model`` were one bag each, and
+    a saved config.json held every key of it. Such a key that the section's source (model
+    family) does not have is *foreign*: it never had an effect. A foreign key at its old
+    default is dropped (so an old dump or a file copied from one loads); with ``saved``
+    (a saved run's config.json) every foreign key of the old layout is dropped, whatever
+    its value. Any other key stays, so a typo is still an error. ``base``: the layers
+    below ``raw``, whose ``data.source``/``model.name`` apply when ``raw`` sets none.
+    Never raises: what it cannot read it leaves as it is."""
+    if not isinstance(raw, dict):
+        return raw
+    out = dict(raw)
+    for section, flat in FLAT_DEFAULTS.items():
+        sec = raw.get(section)
+        if not isinstance(sec, dict):
+            continue
+        try:
+            klass = options_class(section, _section_name(raw, section, base))
+        except Exception:  # noqa: BLE001 - an options module that fails to import: strict
+            klass = None
+        if klass is None:
+            continue
+        known = klass.model_fields
+        drop = {
+            k
+            for k, v in sec.items()
+            if k not in known and k in flat and (saved or _is_default(v, flat[k]))
+        }
+        if drop:
+            out[section] = {k: v for k, v in sec.items() if k not in drop}
+    return out
+
+
+# a folder with one of these is a run folder (see engine.runs, which this module cannot import)
+RUN_CONFIG = "config.json"
+_RUN_MARKERS = ("run.json", "metrics.jsonl", "last.pt", "best.pt")
+
+
+def is_saved_run_config(path: str | Path) -> bool:
+    """``path`` is a run folder's config.json (written by the engine, maybe long ago)."""
+    p = Path(path)
+    return p.name == RUN_CONFIG and any((p.parent / m).exists() for m in _RUN_MARKERS)
 
 
 # --------------------------------------------------------------------------- presets
@@ -474,6 +667,9 @@ def presets() -> list[RunConfig]:
 
 
 def load_file(path: str | Path) -> dict[str, Any]:
+    """The mapping a YAML or JSON config file holds. A run folder's config.json
+    (:func:`is_saved_run_config`) comes upgraded from the old flat layout (:func:`upgrade`
+    with ``saved``); any other file as written."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
@@ -493,7 +689,7 @@ def load_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{p} is empty: expected a mapping of sections {', '.join(SECTIONS)}")
     if not isinstance(raw, dict):
         raise ConfigError(f"{p}: expected a mapping of sections {', '.join(SECTIONS)}")
-    return raw
+    return upgrade(raw, saved=True) if is_saved_run_config(p) else raw
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -506,6 +702,24 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
         else:
             out[k] = v
     return out
+
+
+def merge_layer(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """:func:`deep_merge` of one layer (preset < file < flags < each ``--set``) over the
+    layers below. A layer that switches ``data.source`` (``model.name`` to a family with
+    other options) first drops the keys of the layers below that the new options model
+    does not have, so ``--preset demo --set data.source=sequences_csv`` works; the keys of
+    the switching layer itself, and of every later one, stay strict."""
+    out = dict(base)
+    for section, (key, default) in UNION_KEYS.items():
+        new, old = over.get(section), base.get(section)
+        if not (isinstance(new, dict) and key in new and isinstance(old, dict)):
+            continue
+        klass = options_class(section, new[key])
+        if klass is None or klass is options_class(section, old.get(key, default)):
+            continue  # an unknown name fails validation; the same options keep every key
+        out[section] = {k: v for k, v in old.items() if k in klass.model_fields}
+    return deep_merge(out, over)
 
 
 def parse_set(item: str) -> dict[str, Any]:
@@ -538,19 +752,23 @@ def resolve(
     sets: list[str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> RunConfig:
-    """The effective config: preset < config file < ``extra`` (CLI flags) < ``--set``."""
+    """The effective config: preset < config file < ``extra`` (CLI flags) < ``--set``.
+
+    Each layer merges with :func:`merge_layer` (a switch of source or model family drops
+    the keys below that the new one does not have); a config file's leftovers of the old
+    flat layout at their old defaults are dropped first (:func:`upgrade`)."""
     raw: dict[str, Any] = {}
     source = "config"
     if preset:
         raw = load_preset_raw(preset)
         source = f"preset {preset}"
     if config_file:
-        raw = deep_merge(raw, load_file(config_file))
+        raw = merge_layer(raw, upgrade(load_file(config_file), base=raw))
         source = str(config_file)
     if extra:
-        raw = deep_merge(raw, extra)
+        raw = merge_layer(raw, extra)
     for item in sets or []:
-        raw = deep_merge(raw, parse_set(item))
+        raw = merge_layer(raw, parse_set(item))
         source = "--set"
     if not preset and not config_file:
         raw.setdefault("name", "custom")

@@ -49,7 +49,8 @@ from sklearn.metrics import (
     top_k_accuracy_score,
 )
 
-from engine.runs import atomic_write_bytes, atomic_write_json
+from engine.runs import atomic_write_bytes, atomic_write_json, to_jsonable
+from engine.schema import BINARY_SCORES, SPLIT_SCORES
 
 REPORT_FILE = "report.json"
 PREDICTIONS_FILE = "predictions.npz"
@@ -141,19 +142,7 @@ def summarize(y_true: np.ndarray, probs: np.ndarray, class_names: list[str]) -> 
         "num_classes": int(c),
         "num_classes_present": int(len(np.unique(y))),
     }
-    keys = [
-        "accuracy",
-        "top5_accuracy",
-        "top10_accuracy",
-        "per_class_accuracy",
-        "macro_precision",
-        "macro_recall",
-        "macro_f1",
-        "weighted_f1",
-        "nll",
-    ]
-    if c == 2:
-        keys += ["roc_auc", "pr_auc"]
+    keys = [*SPLIT_SCORES, *(BINARY_SCORES if c == 2 else ())]  # engine.schema.SplitFigures
     if n == 0:
         out.update(dict.fromkeys(keys))
         return out
@@ -379,23 +368,6 @@ def best_threshold(rows: list[dict[str, Any]], metric: str = "f1") -> dict[str, 
 # --------------------------------------------------------------------------- files
 
 
-def _clean(obj: Any) -> Any:
-    """JSON-safe copy: numpy scalars/arrays to Python, NaN/inf to None."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _clean(obj.tolist())
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
 def _csv_bytes(columns: list[str], rows: Iterable[dict[str, Any]]) -> bytes:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -459,7 +431,7 @@ def write_eval(
         best[split] = best_threshold(sweep)
 
     report["best_threshold"] = best
-    report = _clean(report)
+    report = to_jsonable(report)
 
     npz = io.BytesIO()
     np.savez_compressed(npz, **arrays)
@@ -561,7 +533,7 @@ def write_threshold(run_dir: Path, value: float, rule: str) -> dict[str, Any]:
             _, y, p, _ = load_predictions(Path(run_dir) / "eval", split)
         except (OSError, KeyError, ValueError):
             continue
-        out[split] = _clean(pick_threshold(y, p, value))
+        out[split] = to_jsonable(pick_threshold(y, p, value))
     atomic_write_json(Path(run_dir) / "threshold.json", out)
     return out
 
@@ -591,7 +563,7 @@ def calibrate(
     for name, s in splits.items():
         ys, ps = np.asarray(s["y_true"]), np.asarray(s["probs"])
         out[name] = {
-            "default": _clean(pick_threshold(ys, ps, default)),
-            "calibrated": _clean(pick_threshold(ys, ps, chosen)),
+            "default": to_jsonable(pick_threshold(ys, ps, default)),
+            "calibrated": to_jsonable(pick_threshold(ys, ps, chosen)),
         }
     return out

@@ -339,7 +339,8 @@ def extract(
     what will be done, ``on_progress(videos done, total, frames done, frames/s)`` follows
     the work (first with 0 done). Raises ExtractError / DataError (one line) before any
     work when it cannot run; Ctrl-C stops it with a valid cache (``"interrupted"``)."""
-    settings = settings or ExtractSettings(crop_bbox=cfg.data.crop_bbox)
+    # only the video sources have crop_bbox; any other is refused below, by dataset_records
+    settings = settings or ExtractSettings(crop_bbox=getattr(cfg.data, "crop_bbox", False))
     _check_args(settings, workers, max_glosses, samples_per_gloss, limit)
     out = Path(out).expanduser()
     check_out(out, settings)

@@ -30,7 +30,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from engine.errors import DataError
+from engine.data.decode import open_video
 
 MEDIAPIPE_VERSION = "0.10.21"
 FACE_POINTS = 468
@@ -220,18 +220,6 @@ def prepare_frame(
     frame = np.ascontiguousarray(frame)
     frame.flags.writeable = False  # MediaPipe then reads it in place
     return frame
-
-
-def open_video(path: str) -> Any:
-    """A decord reader with one decoding thread (the workers are the parallelism)."""
-    try:
-        import decord
-    except ImportError:
-        raise DataError(
-            "decord is not installed; extraction needs it: pip install 'slr-tui[video]'"
-        ) from None
-    decord.logging.set_level(decord.logging.QUIET)
-    return decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
 
 
 def _umask() -> int:

@@ -2,7 +2,8 @@
 
 The run folder holds everything needed: ``config.json`` (how windows are cut),
 ``data.json`` (the label encoder, feature columns and standardisation fitted on training)
-and ``best.pt``.
+and ``best.pt`` (loaded with ``weights_only``; no accelerate, no training code). Class
+probabilities come from the model's ``class_scores``, as in the trainer's evaluation.
 """
 
 from __future__ import annotations
@@ -15,12 +16,11 @@ import numpy as np
 import torch
 
 from engine import runs
-from engine.checkpoint import CheckpointError, load_checkpoint, model_state
+from engine.checkpoint import load_weights
 from engine.config import load_file, validate
 from engine.data.base import pad_collate
 from engine.errors import DataError
 from engine.models import build_model
-from engine.train import class_probs
 
 
 @dataclass
@@ -50,17 +50,8 @@ def load_trained(run_dir: str | Path) -> tuple[Any, torch.nn.Module, dict[str, A
         or not (dim is None or (isinstance(dim, int) and dim > 0))
     ):
         raise DataError(f"{run_dir / runs.DATA_JSON} is damaged (class_names, input_dim, info)")
-    ckpt = load_checkpoint(ckpt_path)  # weights_only: a crafted best.pt runs no code
     model = build_model(cfg, _Classes([str(n) for n in names], dim))
-    state = model_state(ckpt, ckpt_path)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:  # other names or shapes than this run's model
-        lines = str(exc).strip().splitlines()
-        detail = lines[1].strip() if len(lines) > 1 else (lines[0] if lines else "")
-        raise CheckpointError(
-            f"checkpoint {ckpt_path} does not fit this run's model ({detail[:200]})"
-        ) from None
+    load_weights(model, ckpt_path)  # weights_only: a crafted best.pt runs no code
     model.eval()
     return cfg, model, data
 
@@ -86,7 +77,7 @@ def predict_recording(
             for j, w in enumerate(windows[i : i + batch_size], start=i)
         ]
         batch = pad_collate(items)
-        probs_parts.append(class_probs(model, model(batch), batch))
+        probs_parts.append(model.class_scores(model(batch), batch))
     probs = torch.cat(probs_parts).numpy()
     window_len = cfg.data.window_size
     rows = [

@@ -1,7 +1,9 @@
 """The run directory: create, write atomically, read incrementally, list.
 
-This is the only interface between the engine and its viewers (see DESIGN.md). It imports
-no torch, so the CLI and the TUI stay light.
+This is the only interface between the engine and its viewers (see docs/ARCHITECTURE.md).
+What each file holds is :mod:`engine.schema` (re-exported here): the writers below check
+every run.json field and metrics/system row against it, the readers take their key lists
+from it. It imports no torch, so the CLI and the TUI stay light.
 """
 
 from __future__ import annotations
@@ -17,12 +19,35 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
+
+# the schema is re-exported: this module is the run folder's front door
+from engine.schema import (  # noqa: F401
+    ACTIVE,
+    METRIC_ROWS,
+    REPORT_FIGURES,
+    RESUMABLE,
+    ROW_FIGURES,
+    ROW_POSITION,
+    STATUSES,
+    EpochRow,
+    EvalRow,
+    GpuReading,
+    RunMeta,
+    SchemaError,
+    SplitFigures,
+    StepRow,
+    SystemRow,
+    check_metric_row,
+    check_run_fields,
+    check_system_row,
+    specs,
+)
 
 RUN_JSON = "run.json"
 CONFIG_JSON = "config.json"
@@ -32,9 +57,6 @@ LOG = "log.txt"
 EVAL_DIR = "eval"
 THRESHOLD_JSON = "threshold.json"
 DATA_JSON = "data.json"
-ACTIVE = ("running", "starting")
-STATUSES = ("starting", "running", "finished", "failed", "stopped", "lost", "unreadable")
-RESUMABLE = ("stopped", "failed", "lost")
 NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 LOW_SPACE_BYTES = 1 << 20  # below this much free space a run does not start
 
@@ -94,6 +116,15 @@ class WriteError(OSError):
         return self.message
 
 
+TMP_SUFFIX = ".tmp"  # temp files of the atomic writers: .<name>.<random>.tmp
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_file(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
     """Call ``write(f)`` on a temp file in the same folder, fsync, then rename it over
     ``path``: a reader sees the old file or the new one, never half of one. On any failure
@@ -102,12 +133,15 @@ def atomic_write_file(path: str | Path, write: Callable[[IO[bytes]], Any]) -> No
     (``atomic_write_file(p, lambda f: torch.save(obj, f))``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+            # mkstemp makes the file 0600; the result gets the usual permissions instead,
+            # so a colleague on the same box can read a run folder or a landmark cache
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
@@ -163,6 +197,19 @@ def no_space_line(exc: BaseException, path: str | Path) -> str | None:
     return None
 
 
+def os_error_line(exc: OSError, path: str | os.PathLike | None = None) -> str:
+    """One line for people for an OSError: ``no space left on MOUNT (PATH)`` for a full
+    disk, else the reason and the file."""
+    if isinstance(exc, WriteError):  # already one line for people
+        return str(exc)
+    where = exc.filename or path
+    full = no_space_line(exc, where or ".")
+    if full is not None:
+        return full
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"{reason} ({where})" if where else reason
+
+
 def check_free_space(path: str | Path, need: int = LOW_SPACE_BYTES) -> None:
     """Raise :class:`WriteError` (``no space left on ...``) when the file system that holds
     ``path`` has less than ``need`` bytes free: the small reserve a run's records need."""
@@ -191,16 +238,24 @@ def to_jsonable(obj: Any) -> Any:
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
+    """Strict JSON (:func:`to_jsonable`), indented, written atomically."""
     data = json.dumps(to_jsonable(obj), indent=2, default=str, allow_nan=False)
     atomic_write_bytes(path, data.encode())
 
 
 def write_run_json(path: str | Path, meta: dict[str, Any]) -> None:
-    """Write a run.json atomically. When that fails for want of space (the temp file cannot
+    """Write a run.json a program composed: every field must be one of
+    :class:`~engine.schema.RunMeta`'s, of its type (:class:`SchemaError` otherwise). To
+    change a run.json that is on disk, use :func:`update_run_json`."""
+    check_run_fields(meta)
+    _store_run_json(Path(path), meta)
+
+
+def _store_run_json(path: Path, meta: dict[str, Any]) -> None:
+    """Write run.json atomically. When that fails for want of space (the temp file cannot
     be written), overwrite the existing file in place, compactly and without a temp file: it
     is smaller than what it replaces, so it fits in the blocks the file already has. A
     status must be recorded even on a full disk."""
-    path = Path(path)
     try:
         atomic_write_json(path, meta)
         return
@@ -223,27 +278,51 @@ def update_run_json(
     run_dir: str | Path, fields: dict[str, Any], base: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """run.json as it is on disk (over ``base``), updated with ``fields`` and ``updated_at``,
-    written back (:func:`write_run_json`). Returns what was written."""
+    written back (atomically; in place on a full disk). ``fields`` must fit
+    :class:`~engine.schema.RunMeta` (:class:`SchemaError` otherwise); what was on disk is
+    kept as it is, keys of other versions or hand edits included. Returns what was
+    written."""
+    check_run_fields(fields)
     path = Path(run_dir) / RUN_JSON
     meta = {**(base or {}), **(read_json(path) or {})}
     meta.update(fields)
     meta["updated_at"] = time.time()
-    write_run_json(path, meta)
+    _store_run_json(path, meta)
     return meta
 
 
+# the schema of each run-folder JSONL file the writers check; other files are free-form
+_ROW_CHECKS: dict[str, Callable[[Any], None]] = {
+    METRICS: check_metric_row,
+    SYSTEM: check_system_row,
+}
+
+
 def append_jsonl(path: str | Path, obj: dict[str, Any]) -> None:
-    """Append one line with a single write, so a reader sees whole lines or a torn tail.
-    After a torn tail (a writer that died mid-line) the row starts on a fresh line, so it
-    is not glued onto the fragment."""
-    line = orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+    """Append one row (:func:`append_rows`)."""
+    append_rows(path, [obj])
+
+
+def append_rows(path: str | Path, rows: list[dict[str, Any]]) -> None:
+    """Append rows with a single write, so a reader sees whole lines or a torn tail. After
+    a torn tail (a writer that died mid-line) the rows start on a fresh line, so the first
+    is not glued onto the fragment. Rows of metrics.jsonl and system.jsonl must fit their
+    schema (:func:`~engine.schema.check_metric_row`, :func:`~engine.schema.check_system_row`):
+    an unknown kind or key, or a value of the wrong type, raises :class:`SchemaError`
+    before anything is written."""
+    check_row = _ROW_CHECKS.get(Path(path).name)
+    if check_row is not None:
+        for row in rows:
+            check_row(row)
+    dumps, opt = orjson.dumps, orjson.OPT_SERIALIZE_NUMPY
+    data = b"".join(dumps(row, option=opt) + b"\n" for row in rows)
     with open(path, "a+b") as f:
         end = f.seek(0, os.SEEK_END)
         if end > 0:
             f.seek(end - 1)
             if f.read(1) != b"\n":
-                line = b"\n" + line
-        f.write(line)
+                data = b"\n" + data
+        f.write(data)
         f.flush()
 
 
@@ -275,52 +354,9 @@ def read_json(path: str | Path) -> dict[str, Any] | None:
 # wrong type becomes "unreadable" (run.json), a dropped row (metrics.jsonl) or a missing
 # figure (report.json), never an exception in a list of runs.
 
+# run.json's fields as check_meta reads them (RunMeta's types; a float may be any number)
 _META_FIELDS: dict[str, str] = {
-    **dict.fromkeys(
-        (
-            "id",
-            "status",
-            "preset",
-            "dataset",
-            "host",
-            "error",
-            "device",
-            "monitor",
-            "monitor_mode",
-            "stop_reason",
-            "mixed_precision",
-            "sweep",
-        ),
-        "str",
-    ),
-    **dict.fromkeys(
-        (
-            "epoch",
-            "max_epochs",
-            "best_epoch",
-            "pid",
-            "pgid",
-            "step",
-            "steps_per_epoch",
-            "world_size",
-            "num_classes",
-            "num_params",
-        ),
-        "int",
-    ),
-    **dict.fromkeys(
-        (
-            "best_metric",
-            "best_val_acc",
-            "started_at",
-            "ended_at",
-            "updated_at",
-            "active_s",
-            "session_started_at",
-        ),
-        "number",
-    ),
-    **dict.fromkeys(("results", "last_metrics", "data_info", "sweep_params"), "object"),
+    name: {"float": "number"}.get(spec.type, spec.type) for name, spec in specs(RunMeta).items()
 }
 _KIND_WORDS = {"str": "a string", "int": "an integer", "number": "a number", "object": "an object"}
 
@@ -374,47 +410,7 @@ def check_meta(raw: Any) -> tuple[dict[str, Any], str | None]:
     return meta, ("run.json: " + "; ".join(problems)) if problems else None
 
 
-_ROW_INT = ("epoch", "step", "step_in_epoch")
-
-# the figures of one split in report.json (and in eval rows of metrics.jsonl)
-REPORT_FIGURES = (
-    "accuracy",
-    "top5_accuracy",
-    "top10_accuracy",
-    "per_class_accuracy",
-    "macro_precision",
-    "macro_recall",
-    "macro_f1",
-    "weighted_f1",
-    "roc_auc",
-    "pr_auc",
-    "nll",
-    "num_samples",
-    "num_classes",
-)
-
-_ROW_NUMERIC = frozenset(
-    (
-        "t",
-        "train_loss",
-        "train_acc",
-        "val_loss",
-        "val_acc",
-        "val_top5",
-        "val_per_class_acc",
-        "val_macro_f1",
-        "val_blank_share",
-        "lr",
-        "epoch_time_s",
-        "samples_per_s",
-        "sync_max_diff",
-        "proc_peak_mem_mb",
-        *REPORT_FIGURES,  # eval rows carry a split's figures
-    )
-)
-
-
-_ROW_INT_SET = frozenset(_ROW_INT)
+_ROW_INT_SET = frozenset(ROW_POSITION)
 
 
 def clean_row(row: Any) -> dict[str, Any] | None:
@@ -443,7 +439,7 @@ def _clean_row_fully(row: dict[str, Any]) -> dict[str, Any] | None:
     kind = row.get("kind")
     if kind is not None and type(kind) is not str:
         return None
-    for key in _ROW_INT:
+    for key in ROW_POSITION:
         v = row.get(key)
         if v is None or type(v) is int:
             continue
@@ -456,7 +452,7 @@ def _clean_row_fully(row: dict[str, Any]) -> dict[str, Any] | None:
         t = type(v)
         if t is float or t is int or v is None:
             continue
-        if key in _ROW_NUMERIC:
+        if key in ROW_FIGURES:
             (bad := bad or []).append(key)
     for key in bad or ():
         row[key] = None
@@ -525,70 +521,161 @@ def clean_report(raw: Any) -> dict[str, Any] | None:
 
 def clean_config(raw: Any) -> dict[str, Any]:
     """config.json as readers use it: {} when it is not an object; a section that is not an
-    object is left out."""
+    object is left out; one of the old flat layout comes without the keys its source and
+    model family do not have (:func:`engine.config.upgrade`)."""
     if not isinstance(raw, dict):
         return {}
-    return {
-        k: v
-        for k, v in raw.items()
-        if not (k in ("data", "model", "optim", "training") and not isinstance(v, dict))
-    }
+    from engine.config import upgrade
+
+    return upgrade(
+        {
+            k: v
+            for k, v in raw.items()
+            if not (k in ("data", "model", "optim", "training") and not isinstance(v, dict))
+        },
+        saved=True,
+    )
 
 
-# --------------------------------------------------------------------------- incremental JSONL
+# --------------------------------------------------------------------------- tailing growing files
 
 
-class JsonlTail:
-    """Reads a growing JSONL file incrementally.
+class Tail:
+    """Reads the whole new lines of a growing file (a log, a JSONL file), remembering the
+    byte offset after the last one it returned.
 
-    Remembers the byte offset of the last whole line it parsed; a partial last line (one
-    being written, or torn by a crash) is left for the next call, and a line that is not
-    valid JSON, or a row of the wrong shape (:func:`clean_row`), is skipped and counted in
-    ``skipped``. If the file shrinks (replaced), reading starts over.
+    A partial last line (being written, or torn by a crash) waits for the next call. A file
+    that shrank or was replaced (another inode) is read again from the start. With
+    ``from_end``, the first read starts at the first whole line within the file's last
+    ``from_end`` bytes, so a long file is not read whole. A file that is missing or cannot
+    be read has no new lines.
     """
 
-    def __init__(self, path: str | Path, chunk: int = 1 << 16):
+    def __init__(self, path: str | Path, from_end: int | None = None) -> None:
         self.path = Path(path)
         self.offset = 0
-        self.chunk = chunk
-        self.skipped = 0
+        self._from_end = from_end  # until the first read positions the tail
+        self._skip_partial = False  # the bytes up to the next newline end a line cut by from_end
         self._ino: int | None = None
 
-    def read_new(self) -> list[dict[str, Any]]:
+    def _position(self, size: int) -> None:
+        """The first read with ``from_end``: start one byte before the window, in a line
+        to skip, so a line that starts right at the window's edge is kept."""
+        if self._from_end is not None and size > self._from_end:
+            self.offset = size - self._from_end - 1
+            self._skip_partial = True
+        self._from_end = None
+
+    def read_chunk(self) -> bytes | None:
+        """The new whole lines as one block, without the newline that ends the last one;
+        None when no new line is whole yet."""
         try:
             st = self.path.stat()
         except OSError:
-            return []
+            return None
+        self._position(st.st_size)
         if st.st_size < self.offset or (self._ino is not None and st.st_ino != self._ino):
-            self.offset = 0
+            self.offset, self._skip_partial = 0, False
         self._ino = st.st_ino
         if st.st_size == self.offset:
-            return []
-        with open(self.path, "rb") as f:
-            f.seek(self.offset)
-            data = f.read(st.st_size - self.offset)
+            return None
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read(st.st_size - self.offset)
+        except OSError:
+            return None
+        start = 0
+        if self._skip_partial:
+            start = data.find(b"\n") + 1
+            if start == 0:  # the cut line goes on: skip what there is of it
+                self.offset += len(data)
+                return None
+            self._skip_partial = False
         end = data.rfind(b"\n")
-        if end < 0:
-            return []
-        rows: list[dict[str, Any]] = []
-        for line in data[: end + 1].splitlines():
-            if not line.strip():
-                continue
-            try:
-                obj = clean_row(orjson.loads(line))
-            except orjson.JSONDecodeError:
-                obj = None
-            if obj is None:
-                self.skipped += 1
-                continue
-            rows.append(obj)
+        if end < start:
+            self.offset += start
+            return None
         self.offset += end + 1
+        return data[start:end]
+
+    def read_lines(self) -> list[bytes]:
+        """The new whole lines, without their newlines."""
+        chunk = self.read_chunk()
+        return [] if chunk is None else chunk.split(b"\n")
+
+
+class TextTail(Tail):
+    """A growing text file (log.txt) as new lines of text (UTF-8, bad bytes replaced); the
+    first read starts within the last ``initial_bytes``."""
+
+    def __init__(self, path: str | Path, initial_bytes: int = 64 * 1024) -> None:
+        super().__init__(path, from_end=initial_bytes)
+
+    def read_new(self) -> list[str]:
+        return [line.decode("utf-8", errors="replace") for line in self.read_lines()]
+
+
+def parse_rows(lines: Iterable[bytes]) -> tuple[list[dict[str, Any]], int]:
+    """(the rows readers can use, how many lines were skipped): a blank line is ignored, a
+    line that is not valid JSON or a row of the wrong shape (:func:`clean_row`) is skipped."""
+    rows: list[dict[str, Any]] = []
+    skipped = 0
+    loads = orjson.loads
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            obj = clean_row(loads(line))
+        except orjson.JSONDecodeError:
+            obj = None
+        if obj is None:
+            skipped += 1
+        else:
+            rows.append(obj)
+    return rows, skipped
+
+
+class JsonlTail(Tail):
+    """Reads a growing JSONL file (metrics.jsonl, system.jsonl) incrementally: a
+    :class:`Tail` whose lines are parsed (:func:`parse_rows`); skipped lines are counted in
+    ``skipped``."""
+
+    def __init__(self, path: str | Path, from_end: int | None = None) -> None:
+        super().__init__(path, from_end=from_end)
+        self.skipped = 0
+
+    def read_new(self) -> list[dict[str, Any]]:
+        rows, skipped = parse_rows(self.read_lines())
+        self.skipped += skipped
         return rows
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """All whole, valid lines of a JSONL file (a torn last line is skipped)."""
     return JsonlTail(path).read_new()
+
+
+_LINE_BREAK = re.compile(rb"[\r\n]")
+_LINE_BREAKS = re.compile(r"[\r\n]+")
+
+
+def last_lines(path: str | Path, nbytes: int) -> list[str]:
+    """The lines in the last ``nbytes`` of a text file, for a one-off look at a log: broken
+    at newlines and carriage returns (progress bars redraw with one), the line being written
+    kept, the line the window cuts into left out (unless it is all the window holds), empty
+    lines dropped. [] when the file cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - nbytes - 1))  # a byte more: a line starting at the edge is whole
+            data = f.read()
+    except OSError:
+        return []
+    if size > nbytes:
+        cut = _LINE_BREAK.search(data)
+        data = data[cut.end() :] if cut is not None else data[1:]
+    return [line for line in _LINE_BREAKS.split(data.decode("utf-8", "replace")) if line]
 
 
 # --------------------------------------------------------------------------- process checks
@@ -890,6 +977,8 @@ def iter_epochs(rows: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
 
 
 def format_duration(seconds: float | None) -> str:
+    """``H:MM:SS`` (``M:SS`` under an hour), ``-`` for none: how the CLI and every screen
+    show a duration (of a run, see :func:`active_seconds`, or an ETA)."""
     if seconds is None:
         return "-"
     s = int(seconds)

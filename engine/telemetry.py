@@ -14,7 +14,6 @@ Nothing here raises into the caller. Memory figures are MiB (as nvidia-smi shows
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
@@ -22,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from engine import runs
 
 NO_GPU_PREFIX = "no NVIDIA GPU/driver"
 _MIB = 1024 * 1024
@@ -220,16 +221,12 @@ class GpuSampler:
         return _num(_field(self.peak_mem_fn))
 
     def _append(self, rec: dict[str, Any]) -> None:
-        """One ``write`` of a whole line, then flush: readers never see a half line mid-file."""
-        try:
-            line = json.dumps(rec, allow_nan=False, default=str) + "\n"
-        except ValueError:  # NaN slipped through: drop the sample rather than break JSON
-            return
+        """One row through the run folder's writer (one ``write`` of whole lines, checked
+        against the schema; NaN becomes null). A failed write loses one sample, not the
+        run."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(line)
-                f.flush()
+            runs.append_jsonl(self.path, rec)
             self.samples += 1
         except OSError:
             pass

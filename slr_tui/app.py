@@ -1,6 +1,6 @@
 """``slr-tui``: the Textual app. It works only through the run directory and the engine
-subprocess (DESIGN.md): it never imports torch, and blocking work runs in worker threads
-whose results come back as messages."""
+subprocess (docs/ARCHITECTURE.md): it never imports torch, and blocking work runs in worker
+threads whose results come back as messages."""
 
 from __future__ import annotations
 

@@ -1,4 +1,11 @@
-"""Starting and stopping engine processes; shared by the CLI and the TUI (no torch here)."""
+"""Starting and stopping engine processes; shared by the CLI and the TUI (no torch here).
+
+This is the only module that starts an engine process: a training run
+(:func:`start_run`, :func:`resume_run`) or a job (:func:`start_check`,
+:func:`start_extract`, :func:`start_predict`). A job reports only through the files of its
+job folder (see :mod:`engine.jobs`): :func:`follow` tails its progress rows, and
+:meth:`Job.outcome` reads its result or its one-line error.
+"""
 
 from __future__ import annotations
 
@@ -9,39 +16,43 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from engine import runs
+from engine import catalog, runs
 from engine.config import ConfigError, RunConfig
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-ROOT_HINTS = {
-    "wlasl": "the folder with the WLASL metadata JSON and videos/",
-    "video_folder": "root/{train,val,test}/<class>/*.mp4, or a folder with a manifest CSV",
-    "landmarks": "a landmark cache made by `slr extract`",
-    "sequences_csv": "a folder of per-recording CSV files",
-    "features": "a folder with labels.csv and one .npy/.npz per sample",
-}
+# a job folder's files
+JOB_CONFIG = "config.json"  # the resolved RunConfig the job reads
+PROGRESS = "progress.jsonl"  # the job's progress rows, ending with an "end" row
+RESULT = "result.json"  # its result, or {"error": "one line"}
+JOB_LOG = "log.txt"  # what the engine printed (a traceback only for a bug)
+EXTRACT_JOB_SUFFIX = ".extract-job"
+LOG_TAIL_BYTES = 4096  # how much of a job's log is read for the line a dead job left
 
 
 def check_available(cfg: RunConfig) -> None:
     """Raise ConfigError (one line) when the config needs a data source or model that this
-    version does not have yet, before any run folder is made. Imports no torch."""
-    from engine.data import SOURCES
-    from engine.models import REGISTRY
-
+    version does not have yet, or a dataset root that is not there, before any run folder
+    is made. Reads the catalog; imports no torch."""
     src = cfg.data.source
-    if src not in SOURCES:
-        raise ConfigError(f"unknown data source '{src}'; available: {', '.join(SOURCES)}")
-    if importlib.util.find_spec(SOURCES[src]) is None:
+    if src not in catalog.SOURCES:
+        raise ConfigError(
+            f"unknown data source '{src}'; available: {', '.join(catalog.source_names())}"
+        )
+    if importlib.util.find_spec(catalog.SOURCES[src].module) is None:
         raise ConfigError(
             f"preset '{cfg.name}': the '{src}' data source is not available yet in this version "
             "of slr-tui (it lands with WLASL/VideoMAE support)"
         )
-    if src != "synthetic":
-        what = ROOT_HINTS.get(src, "the dataset folder")
+    if catalog.SOURCES[src].root_hint is not None:
+        what = catalog.root_hint(src)
         if not cfg.data.root:
             raise ConfigError(
                 f"'{cfg.name}' needs a dataset root: pass --data-root PATH ({what}), "
@@ -50,9 +61,11 @@ def check_available(cfg: RunConfig) -> None:
         if not Path(cfg.data.root).expanduser().exists():
             raise ConfigError(f"data root {cfg.data.root} does not exist ({what})")
     name = cfg.model.name.lower()
-    if name not in REGISTRY:
-        raise ConfigError(f"unknown model '{cfg.model.name}'; available: {', '.join(REGISTRY)}")
-    if importlib.util.find_spec(REGISTRY[name]) is None:
+    if name not in catalog.MODELS:
+        raise ConfigError(
+            f"unknown model '{cfg.model.name}'; available: {', '.join(catalog.model_names())}"
+        )
+    if importlib.util.find_spec(catalog.MODELS[name].module) is None:
         raise ConfigError(
             f"preset '{cfg.name}': the '{name}' model is not available yet in this version of slr-tui"
         )
@@ -95,7 +108,7 @@ def prepare_run(cfg: RunConfig, runs_root: str | Path, tags: dict | None = None)
             "epoch": 0,
         }
         meta.update(tags or {})
-        runs.atomic_write_json(run_dir / runs.RUN_JSON, meta)
+        runs.write_run_json(run_dir / runs.RUN_JSON, meta)
     except OSError as exc:
         shutil.rmtree(run_dir, ignore_errors=True)
         raise _write_error(exc, run_dir, "write the run folder") from None
@@ -208,6 +221,43 @@ def spawn(
     return proc
 
 
+@dataclass
+class RunHandle:
+    """A training run just started: its folder and the engine process (its own session)."""
+
+    run_dir: Path
+    proc: subprocess.Popen
+
+    @property
+    def id(self) -> str:
+        return self.run_dir.name
+
+
+def start_run(
+    cfg: RunConfig,
+    runs_root: str | Path,
+    *,
+    tags: dict | None = None,
+    init_checkpoint: str | None = None,
+    procs: int = 1,
+    env: dict[str, str] | None = None,
+) -> RunHandle:
+    """Start a new training run, the one way the CLI (``slr run``), the TUI's new-run
+    screen and sweeps do it: check that the config can run here (:func:`check_available`,
+    ConfigError), make its run folder (:func:`prepare_run`, WriteError on a full disk),
+    start the engine (:func:`spawn`)."""
+    check_available(cfg)
+    run_dir = prepare_run(cfg, runs_root, tags)
+    return RunHandle(run_dir, spawn(run_dir, init_checkpoint=init_checkpoint, procs=procs, env=env))
+
+
+def resume_run(run_dir: Path, *, init_checkpoint: str | None = None, procs: int = 1) -> RunHandle:
+    """Continue a stopped, failed or lost run from its last.pt with its own config.json
+    (:func:`check_resumable` refuses the others, RunError)."""
+    proc = spawn(run_dir, resume=True, init_checkpoint=init_checkpoint, procs=procs)
+    return RunHandle(run_dir, proc)
+
+
 def _update_quietly(run_dir: Path, fields: dict, base: dict | None = None) -> None:
     try:
         runs.update_run_json(run_dir, fields, base=base)
@@ -312,9 +362,10 @@ def _mark_lost(run: runs.RunInfo, why: str) -> None:
     meta = runs.read_json(run.path / runs.RUN_JSON)
     if meta is None or meta.get("status") not in runs.ACTIVE:
         return
-    meta.update(status="lost", lost_reason=why, lost_at=time.time())
     try:
-        runs.atomic_write_json(run.path / runs.RUN_JSON, meta)
+        meta = runs.update_run_json(
+            run.path, {"status": "lost", "lost_reason": why, "lost_at": time.time()}, base=meta
+        )
     except OSError:
         return
     run.meta = meta
@@ -328,3 +379,206 @@ def wait_status(run: runs.RunInfo, timeout: float, poll: float = 0.2) -> str:
             break
         time.sleep(poll)
     return run.status
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+@dataclass
+class Job:
+    """An engine job (``check``, ``extract``, ``predict``) and the folder it reports into.
+
+    The engine runs in a session of its own (a Ctrl-C at the terminal reaches only the
+    CLI, which forwards it: see :func:`follow`). A temporary folder is removed by
+    :meth:`close`; use the job as a context manager to close it (a job still running then
+    is killed)."""
+
+    kind: str
+    dir: Path
+    proc: subprocess.Popen
+    temporary: bool = False
+    end: dict[str, Any] | None = None  # the job's "end" row, once read
+    tail: runs.JsonlTail = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tail = runs.JsonlTail(self.dir / PROGRESS)
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / JOB_LOG
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def read_new(self) -> list[dict[str, Any]]:
+        """The progress rows written since the last call."""
+        rows = self.tail.read_new()
+        for row in rows:
+            if row.get("kind") == "end":
+                self.end = row
+        return rows
+
+    def outcome(self) -> tuple[dict[str, Any] | None, str | None]:
+        """After the process ended: ``(result, error)``. ``error`` is the job's one line
+        (set, with a result, when extract ran but extracted nothing); a job that died
+        without one gets its exit status and the last line of its log."""
+        self.read_new()
+        result = runs.read_json(self.dir / RESULT)
+        if result is not None and set(result) == {"error"}:
+            result = None
+        if self.end is not None:
+            return result, self.end.get("error")
+        if result is not None and self.returncode == 0:
+            return result, None
+        last = runs.last_lines(self.log_path, LOG_TAIL_BYTES)
+        detail = f": {last[-1].strip()}" if last else ""
+        return (
+            None,
+            f"engine {self.kind} {_exit_text(self.returncode)}{detail} (log: {self.log_path})",
+        )
+
+    def close(self) -> None:
+        """Kill the job if it still runs; remove a temporary folder, unless the job died on
+        its own without saying why (its log is then all there is to read)."""
+        killed = self.proc.poll() is None
+        if killed:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.read_new()
+        if self.temporary and (killed or self.end is not None or self.returncode == 0):
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> Job:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def _exit_text(code: int | None) -> str:
+    if code is not None and code < 0 and -code in signal.valid_signals():
+        return f"was killed by {signal.Signals(-code).name}"
+    return f"exited with code {code}"
+
+
+def _job_folder(kind: str, job_dir: str | Path | None) -> tuple[Path, bool]:
+    """``(folder, temporary)``: ``job_dir`` emptied of an earlier job's files, or a new
+    temporary folder."""
+    if job_dir is None:
+        return Path(tempfile.mkdtemp(prefix=f"slr-{kind}-")), True
+    d = Path(job_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    for name in (JOB_CONFIG, PROGRESS, RESULT):
+        with contextlib.suppress(FileNotFoundError):
+            (d / name).unlink()
+    return d, False
+
+
+def _start_job(
+    kind: str,
+    args: list[str],
+    job_dir: str | Path | None,
+    cfg: RunConfig | None = None,
+    result_flag: str = "--out",
+) -> Job:
+    """Write the config (when the job reads one) and start ``python -m engine KIND`` with
+    its result (``result_flag``) and progress in the job folder, in a session of its own,
+    with stop signals blocked until the engine has its handler (as :func:`spawn` does),
+    output to the folder's log.txt."""
+    d, temporary = _job_folder(kind, job_dir)
+    cmd = [sys.executable, "-m", "engine", kind]
+    try:
+        if cfg is not None:
+            runs.atomic_write_json(d / JOB_CONFIG, cfg.to_dict())
+            cmd += ["--config", str(d / JOB_CONFIG)]
+        cmd += [*args, result_flag, str(d / RESULT), "--progress", str(d / PROGRESS)]
+        logf = open(d / JOB_LOG, "ab")  # noqa: SIM115 - handed to the child
+    except OSError as exc:
+        if temporary:
+            shutil.rmtree(d, ignore_errors=True)
+        raise _write_error(exc, d, f"write the {kind} job folder") from None
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            cwd=os.getcwd(),
+        )
+    except BaseException:
+        if temporary:
+            shutil.rmtree(d, ignore_errors=True)
+        raise
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        logf.close()
+    return Job(kind, d, proc, temporary)
+
+
+def start_check(cfg: RunConfig, job_dir: str | Path | None = None) -> Job:
+    """``python -m engine check``: the report of what ``cfg``'s dataset holds."""
+    return _start_job("check", [], job_dir, cfg)
+
+
+def start_extract(
+    cfg: RunConfig, out: str | Path, job_dir: str | Path | None = None, **options: Any
+) -> Job:
+    """``python -m engine extract`` into the landmark cache ``out``. ``options`` are that
+    command's flags by their Python names (``workers=2``, ``max_glosses=100``, ...); None
+    leaves one at its default."""
+    args = ["--out", str(out)]
+    for key, value in options.items():
+        if value is not None:
+            args += [f"--{key.replace('_', '-')}", str(value)]
+    return _start_job("extract", args, job_dir, cfg, result_flag="--summary")
+
+
+def start_predict(
+    run_dir: str | Path, files: list[str | Path], job_dir: str | Path | None = None
+) -> Job:
+    """``python -m engine predict``: classify ``files`` with the trained run ``run_dir``."""
+    return _start_job("predict", ["--run-dir", str(run_dir), *map(str, files)], job_dir)
+
+
+def extract_job_dir(out: str | Path) -> Path:
+    """The job folder of an extraction the TUI starts into ``out``: beside it, since
+    ``extract`` refuses a non-empty folder that is no cache yet."""
+    out = Path(out)
+    return out.with_name(out.name + EXTRACT_JOB_SUFFIX)
+
+
+def follow(
+    job: Job,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+    poll_s: float = 0.1,
+) -> int | None:
+    """Wait for ``job`` to end, handing each progress row to ``on_row``; its exit code.
+    When ``cancelled()`` turns true the job is killed and None comes back. A Ctrl-C here
+    is forwarded to the job as SIGINT (extract then ends with a valid cache); a second
+    one kills it."""
+    interrupts = 0
+    while True:
+        try:
+            code = job.poll()  # first: the rows read below are then at least this new
+            for row in job.read_new():
+                if on_row is not None:
+                    on_row(row)
+            if code is not None:
+                return code
+            if cancelled is not None and cancelled():
+                job.close()
+                return None
+            time.sleep(poll_s)
+        except KeyboardInterrupt:
+            interrupts += 1
+            with contextlib.suppress(ProcessLookupError):
+                job.proc.send_signal(signal.SIGINT if interrupts == 1 else signal.SIGKILL)

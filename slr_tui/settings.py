@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from engine import runs
+from engine import catalog, runs
 
 ENV_VAR = "SLR_CONFIG"
 DEFAULT_PATH = Path("~/.config/slr/config.yaml")
@@ -133,11 +133,7 @@ def source_of(name: str, path: str | Path | None = None) -> str | None:
     for prefix, source in DETECT_PREFIXES.items():
         if low.startswith(prefix):
             return source
-    try:
-        from engine.data import SOURCES  # a dict of module names; imports no torch
-    except ImportError:  # pragma: no cover
-        SOURCES = {}
-    for source in sorted(SOURCES, key=len, reverse=True):
+    for source in sorted(catalog.source_names(), key=len, reverse=True):
         if low == source or low.startswith(source):
             return source
     return None

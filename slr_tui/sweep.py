@@ -104,8 +104,9 @@ def execute(
     on_update: Callable[[Sweep], None] | None = None,
     poll_s: float = 0.5,
 ) -> Sweep:
-    """Start the runs, at most ``parallel`` at a time; with several GPUs each concurrent run
-    gets its own (CUDA_VISIBLE_DEVICES). Returns when every run has ended."""
+    """Start the runs (:func:`slr_tui.launch.start_run`), at most ``parallel`` at a time;
+    with several GPUs each concurrent run gets its own (CUDA_VISIBLE_DEVICES). Returns when
+    every run has ended."""
     n_gpu = gpu_count() if parallel > 1 else 0
     # the cores are split between the runs that share the machine, each pinned to its own
     # (the engine turns that into its thread count: engine/threads.py)
@@ -128,10 +129,10 @@ def execute(
                 m.gpu = free_gpus.pop(0)
                 env["CUDA_VISIBLE_DEVICES"] = str(m.gpu)
             params = dict(s.split("=", 1) for s in m.sets)
-            m.run_dir = launch.prepare_run(
-                m.cfg, sweep.runs_root, tags={"sweep": sweep.id, "sweep_params": params}
+            handle = launch.start_run(
+                m.cfg, sweep.runs_root, tags={"sweep": sweep.id, "sweep_params": params}, env=env
             )
-            m.proc = launch.spawn(m.run_dir, env=env)
+            m.run_dir, m.proc = handle.run_dir, handle.proc
             active.append(m)
         for m in list(active):
             if m.proc is not None and m.proc.poll() is not None:

@@ -1,19 +1,25 @@
-"""Rich tables for runs, results, per-class figures, comparisons and threshold sweeps.
+"""Rich tables for runs, results, per-class figures, comparisons, threshold sweeps, sweeps,
+dataset checks, predictions and landmark extractions.
 
-Pure functions of what ``engine.runs`` reads; the CLI prints them (the TUI has its own
-widgets). No torch here.
+Pure functions of what ``engine.runs`` reads and of the JSON the engine's jobs write; the
+CLI prints them (the TUI has its own widgets). No torch here.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 from rich.text import Text
 
 from engine import runs
 from engine.config import flatten
+
+if TYPE_CHECKING:
+    from slr_tui.sweep import Sweep
+
+SHOWN_FAILURES = 10
 
 STATUS_STYLE = {
     "running": "bold cyan",
@@ -321,4 +327,111 @@ def calibration_table(cal: dict[str, Any]) -> Table:
                 *(fmt(r.get(k), 3) for k in ("precision", "recall", "f1", "accuracy")),
                 style="bold" if kind == "calibrated" else None,
             )
+    return t
+
+
+def sweep_table(s: Sweep) -> Table:
+    """A sweep while it runs: each member's parameters, run, status, epoch and best."""
+    t = Table(header_style="bold")
+    for col in ("#", "params", "run", "status", "epoch", "best"):
+        t.add_column(col)
+    for i, m in enumerate(s.members, 1):
+        info = runs.load_run(m.run_dir) if m.run_dir else None
+        t.add_row(
+            str(i),
+            "  ".join(m.sets),
+            info.id if info else "-",
+            status_text(info.status) if info else "pending",
+            f"{info.epoch}/{info.max_epochs}" if info else "-",
+            fmt(info.best_metric) if info else "-",
+        )
+    return t
+
+
+def sweep_ranked_table(sweep_id: str, ranked: list[runs.RunInfo]) -> Table:
+    """A finished sweep's runs, best monitored metric first."""
+    monitor = ranked[0].meta.get("monitor", "val_acc") if ranked else "val_acc"
+    t = Table(title=f"sweep {sweep_id}: ranked by best {monitor}", header_style="bold")
+    for col in ("rank", "run", "params", "status", "best", "test acc"):
+        t.add_column(col)
+    for i, r in enumerate(ranked, 1):
+        params = "  ".join(f"{k}={v}" for k, v in (r.meta.get("sweep_params") or {}).items())
+        test_acc = ((r.meta.get("results") or {}).get("test") or {}).get("accuracy")
+        t.add_row(str(i), r.id, params, status_text(r.status), fmt(r.best_metric), fmt(test_acc))
+    return t
+
+
+def prediction_table(res: dict[str, Any]) -> Table:
+    """`slr predict`: one recording's label and confidence per window."""
+    t = Table(title=f"{res['file']}: per window", header_style="bold")
+    for col in ("frames", "label", "confidence"):
+        t.add_column(col, justify="right" if col != "label" else "left")
+    for w in res["windows"]:
+        t.add_row(f"{w['start']}-{w['end']}", w["label"], f"{w['confidence']:.3f}")
+    return t
+
+
+def prediction_line(res: dict[str, Any]) -> str:
+    """`slr predict`: one recording's overall label, its mean probability and the votes."""
+    o = res["overall"]
+    votes = ", ".join(f"{k} {v}" for k, v in o["votes"].items())
+    return (
+        f"[bold]{res['file']}: {o['label']}[/] (mean probability {o['confidence']:.3f}; "
+        f"{votes} windows)"
+    )
+
+
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """``1 video``, ``2 videos``; ``many`` for an irregular plural."""
+    return f"{count} {noun if count == 1 else many or noun + 's'}"
+
+
+def extract_plan_line(plan: dict[str, Any]) -> str:
+    """`slr extract`: what this extraction will do, before it starts."""
+    return (
+        f"{plural(plan['selected'], 'video')} of {plural(plan['classes'], 'class', 'classes')} "
+        f"selected ({plan['skipped']} already in the cache, {plan['todo']} to extract "
+        f"with {plural(plan['workers'], 'worker')}); "
+        f"{plan['missing']} missing, {plan['unreadable']} unreadable"
+    )
+
+
+def extract_summary_table(s: dict[str, Any]) -> Table:
+    """`slr extract`: the figures of one extraction run."""
+    t = Table(title=f"landmark cache {s['out']}", header_style="bold", show_header=False)
+    t.add_column("what", style="bold")
+    t.add_column("value")
+    t.add_row(
+        "videos",
+        f"{s['selected']} selected of {s['listed']} listed, "
+        f"{plural(s['classes'], 'class', 'classes')}",
+    )
+    t.add_row(
+        "this run",
+        f"{s['extracted']} extracted, {s['failed']} failed, {s['skipped']} already done, "
+        f"{s['remaining']} still to do",
+    )
+    t.add_row("not usable", f"{s['missing']} missing, {s['unreadable']} unreadable")
+    t.add_row(
+        "frames",
+        f"{s['frames']} in {s['seconds']:.1f} s: {s['frames_per_s']:.1f} frames/s "
+        f"({plural(s['workers'], 'worker')})",
+    )
+    rates = "  ".join(
+        f"{part} {'-' if r is None else f'{100 * r:.0f}%'}" for part, r in s["detection"].items()
+    )
+    t.add_row("detected", rates)
+    t.add_row("in the cache", f"{s['manifest_rows']} videos (manifest.csv)")
+    return t
+
+
+def extract_failures_table(failures: list[dict[str, Any]]) -> Table:
+    """`slr extract`: the videos that failed and why (the first :data:`SHOWN_FAILURES`)."""
+    t = Table(title=f"failures ({len(failures)})", header_style="bold")
+    t.add_column("id")
+    t.add_column("reason")
+    for f in failures[:SHOWN_FAILURES]:
+        t.add_row(f["id"], f["reason"] or "")
+    if len(failures) > SHOWN_FAILURES:
+        t.add_row("...", f"{len(failures) - SHOWN_FAILURES} more")
     return t

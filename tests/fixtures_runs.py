@@ -3,12 +3,14 @@
 Everything is fixed: timestamps, curves (closed-form), predictions (seeded numpy), so a
 screen drawn from these folders looks the same on every machine. A ``running`` run gets
 this process's pid (alive while the test runs); a ``lost`` one a pid that cannot exist.
+Every file is written by the engine's own writers (:mod:`engine.runs`), which check
+run.json and each row against :mod:`engine.schema`: a fixture cannot hold a key the
+trainer does not write.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import shutil
@@ -29,8 +31,10 @@ DEAD_PID = 2**22 + 4321  # above any pid_max: never a live process
 CLASS_NAMES = ["hello", "thanks", "book", "drink", "eat", "help", "more", "please", "sorry", "want"]
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2))
+def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    """A fresh JSONL file of ``rows``, through the engine's checked writer."""
+    path.unlink(missing_ok=True)
+    runs.append_rows(path, rows)
 
 
 def metric_rows(
@@ -127,7 +131,7 @@ def write_run(
     run_dir = root / rid
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = cfgmod.resolve(preset=preset, sets=sets or [])
-    _write_json(run_dir / runs.CONFIG_JSON, cfg.to_dict())
+    runs.atomic_write_json(run_dir / runs.CONFIG_JSON, cfg.to_dict())
     lr = cfg.optim.lr
     rows = metric_rows(epochs, steps_per_epoch, t0=t0, speed=speed, best_acc=best_acc, lr=lr)
     epoch_rows = [r for r in rows if r["kind"] == "epoch"]
@@ -160,10 +164,8 @@ def write_run(
     if status == "finished":
         meta["stop_reason"] = "max_epochs" if epochs == max_epochs else "early_stop"
     meta.update(extra_meta or {})
-    _write_json(run_dir / runs.RUN_JSON, meta)
-    with open(run_dir / runs.METRICS, "w") as f:
-        for r in rows:
-            f.write(json.dumps(r) + "\n")
+    runs.write_run_json(run_dir / runs.RUN_JSON, meta)
+    _write_rows(run_dir / runs.METRICS, rows)
     _write_system(run_dir / runs.SYSTEM, system, t0)
     log = [f"09:00:0{i} line {i}" for i in range(3)]
     log += [
@@ -229,7 +231,7 @@ def _write_system(path: Path, kind: str, t0: float) -> None:
             }
             for i in range(3)
         ]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _write_rows(path, rows)
 
 
 STANDARD = (
@@ -295,9 +297,7 @@ def write_big_metrics(path: Path, lines: int = 100_000, epochs: int = 100) -> No
     """A metrics.jsonl of ``lines`` lines (mostly step rows) for the open benchmark."""
     per_epoch = lines // epochs - 1
     rows = metric_rows(epochs, steps_per_epoch=per_epoch, log_every=1)
-    with open(path, "w") as f:
-        for r in rows[:lines]:
-            f.write(json.dumps(r) + "\n")
+    _write_rows(path, rows[:lines])
 
 
 # --------------------------------------------------------------------------- app helpers

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from engine import config as cfgmod
+from engine import runs
 from slr_tui import cli
 from slr_tui.cli import app
 from tests.fixtures_runs import write_run
@@ -82,7 +83,7 @@ def test_os_errors_reaching_the_cli_are_one_line(tmp_path, monkeypatch, capsys, 
     def full(*_a, **_k):
         raise OSError(code, os.strerror(code), str(tmp_path / "runs" / "x" / "last.pt"))
 
-    monkeypatch.setattr(cli.runs, "list_runs", full)
+    monkeypatch.setattr(runs, "list_runs", full)
     monkeypatch.setattr(sys, "argv", ["slr", "runs", "--runs-dir", str(tmp_path)])
     with pytest.raises(SystemExit) as exit_:
         cli.main()
@@ -133,7 +134,12 @@ def test_huge_batch_size(tmp_path):
     "sets",
     [
         ["data.synthetic.val_fraction=0.6", "data.synthetic.test_fraction=0.5"],
-        ["data.split_val_fraction=0.5", "data.split_test_fraction=0.5"],
+        # the split fractions are the tabular sources' (sequences_csv, features)
+        [
+            "data.source=sequences_csv",
+            "data.split_val_fraction=0.5",
+            "data.split_test_fraction=0.5",
+        ],
     ],
 )
 def test_split_fractions_over_one(tmp_path, sets):

@@ -61,6 +61,7 @@ def test_set_values_parse_as_yaml():
             "training.patience=null",
             "data.augment=false",
             "data.parts=[pose, right_hand]",
+            "model.name=videomae",  # the family with config_overrides
             "model.config_overrides={hidden_size: 32, num_layers: 1}",
             "optim.lr=1e-4",
         ],

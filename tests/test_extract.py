@@ -26,7 +26,7 @@ from engine.extract import (
     select,
 )
 from engine.holistic import POSE_MODELS
-from slr_tui.extract_cmd import extract as extract_command
+from slr_tui.cli.data import extract as extract_command
 
 LAYOUT = {"train": {"nod": 1, "wave": 2}, "val": {"nod": 1, "wave": 1}}
 FRAMES = 16

@@ -144,3 +144,56 @@ def test_json_is_strict_nan_becomes_null(tmp_path):
     )
     assert "NaN" not in p.read_text()
     assert runs.read_json(p) == {"a": None, "b": 1.5, "c": [0, 1, 2], "d": [None]}
+
+
+# --------------------------------------------------------------------------- tailing
+
+
+def test_tail_from_end_starts_at_a_whole_line(tmp_path):
+    p = tmp_path / "log.txt"
+    p.write_bytes(b"aaaa\nbbbb\ncccc\n")
+    assert runs.Tail(p, from_end=10).read_lines() == [b"bbbb", b"cccc"]  # edge: kept whole
+    assert runs.Tail(p, from_end=8).read_lines() == [b"cccc"]  # cut: left out
+    assert runs.Tail(p, from_end=100).read_lines() == [b"aaaa", b"bbbb", b"cccc"]
+
+
+def test_tail_skips_all_of_a_cut_line_even_when_it_is_still_being_written(tmp_path):
+    p = tmp_path / "system.jsonl"
+    p.write_bytes(b'{"t": 1}\n{"t": 2, "gpus": [], "pad": "' + b"x" * 50)
+    tail = runs.JsonlTail(p, from_end=20)
+    assert tail.read_new() == []
+    with open(p, "ab") as f:
+        f.write(b'xx"}\n{"t": 3}\n')
+    assert tail.read_new() == [{"t": 3}] and tail.skipped == 0
+
+
+def test_tail_starts_over_when_the_file_is_replaced_by_a_longer_one(tmp_path):
+    p = tmp_path / "m.jsonl"
+    runs.append_jsonl(p, {"a": 1})
+    tail = runs.JsonlTail(p)
+    assert tail.read_new() == [{"a": 1}]
+    new = tmp_path / "new.jsonl"
+    runs.append_rows(new, [{"b": 1}, {"b": 2}, {"b": 3}])
+    os.replace(new, p)  # rotated: another inode, larger than the offset
+    assert tail.read_new() == [{"b": 1}, {"b": 2}, {"b": 3}]
+
+
+def test_a_missing_or_unreadable_file_has_no_new_lines(tmp_path):
+    assert runs.TextTail(tmp_path / "none.txt").read_new() == []
+    (tmp_path / "dir.jsonl").mkdir()
+    assert runs.JsonlTail(tmp_path / "dir.jsonl").read_new() == []
+    assert runs.last_lines(tmp_path / "none.txt", 100) == []
+
+
+def test_last_lines_breaks_at_carriage_returns_and_keeps_the_line_being_written(tmp_path):
+    p = tmp_path / "extract.log"
+    p.write_bytes(b"$ slr extract\n12 videos selected\n\n 10%\r 20%\r 30")
+    assert runs.last_lines(p, 1000) == [
+        "$ slr extract",
+        "12 videos selected",
+        " 10%",
+        " 20%",
+        " 30",
+    ]
+    assert runs.last_lines(p, 16) == [" 10%", " 20%", " 30"]  # the cut "...selected" left out
+    assert runs.last_lines(p, 2) == ["30"]  # no break in the window: what there is of it

@@ -277,10 +277,10 @@ def test_malicious_best_pt_on_predict(finished_run, tmp_path):
 
 
 def test_malicious_best_pt_in_the_final_evaluation(tmp_path, monkeypatch):
-    import engine.train as train_mod
+    import engine.checkpoint as checkpoint_mod
 
     marker = tmp_path / "pwned-eval"
-    real = train_mod.atomic_torch_save
+    real = checkpoint_mod.save_checkpoint
 
     def save(obj, path):  # someone swaps best.pt while the run trains
         if path.name == "best.pt":
@@ -288,7 +288,7 @@ def test_malicious_best_pt_in_the_final_evaluation(tmp_path, monkeypatch):
         else:
             real(obj, path)
 
-    monkeypatch.setattr(train_mod, "atomic_torch_save", save)
+    monkeypatch.setattr(checkpoint_mod, "save_checkpoint", save)
     run_dir = tmp_path / "evalrun"
     assert run_training(tiny_cfg("training.max_epochs=1"), run_dir) == 2
     assert not marker.exists()
@@ -350,7 +350,7 @@ def test_old_format_checkpoint_loads_and_restores_rng(tmp_path):
     want = (random.random(), float(np.random.rand()))
     ck = load_checkpoint(tmp_path / "old.pt")
     assert isinstance(ck["rng"]["numpy"][1], np.ndarray)
-    from engine.train import set_rng_state
+    from engine.checkpoint import set_rng_state
 
     random.seed(0)
     np.random.seed(0)

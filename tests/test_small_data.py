@@ -143,15 +143,15 @@ def test_early_stopping_waits_for_the_minimum_number_of_steps(rhythm, tmp_path):
 
 def test_a_tie_with_a_lower_val_loss_is_an_improvement(rhythm, tmp_path):
     cfg = _cfg(rhythm)
-    trainer = Trainer(cfg, tmp_path / "t")
-    trainer.mode = "max"
-    trainer.best, trainer.best_tie = 0.5, 0.7
-    assert trainer._improved(0.75, 0.9)  # better accuracy, whatever the loss
-    assert trainer._improved(0.5, 0.6)  # a tie with a lower loss
-    assert not trainer._improved(0.5, 0.7)
-    assert not trainer._improved(0.25, 0.1)
-    cfg.training.monitor_tie_break = None
-    assert not trainer._improved(0.5, 0.6)
+    monitor = Trainer(cfg, tmp_path / "t").monitor
+    monitor.mode = "max"
+    monitor.best, monitor.best_tie = 0.5, 0.7
+    assert monitor.improved(0.75, 0.9)  # better accuracy, whatever the loss
+    assert monitor.improved(0.5, 0.6)  # a tie with a lower loss
+    assert not monitor.improved(0.5, 0.7)
+    assert not monitor.improved(0.25, 0.1)
+    monitor.tie_break = None
+    assert not monitor.improved(0.5, 0.6)
 
 
 def test_epoch_passes_cover_the_split_each_pass_and_augment_differently():

@@ -156,4 +156,4 @@ def test_attention_gives_padding_zero_weight() -> None:
 def test_presets_validate(preset: str) -> None:
     cfg = resolve(preset)
     assert cfg.model.name == "temporal_cnn"
-    assert cfg.data.window_size is None or cfg.data.source != "sequences_csv"
+    assert cfg.data.source != "sequences_csv" or cfg.data.window_size is None

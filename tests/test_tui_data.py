@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from slr_tui.screens.extract import ExtractScreen, log_tail
+from engine import config as cfgmod
+from engine import runs
+from slr_tui import launch
+from slr_tui.screens.extract import ExtractScreen, progress_line
 from slr_tui.screens.new_run import NewRunScreen
 from slr_tui.settings import Settings, save_settings
 from slr_tui.widgets.data_check import DataCheckPanel, report_view
@@ -141,13 +144,22 @@ async def test_extract_screen_runs_an_extraction_to_the_end(workdir, monkeypatch
         assert app.screen is nr and nr.extracts[str(out)] is ex.proc
 
 
-def test_log_tail_reads_only_the_latest_run(tmp_path):
-    log = tmp_path / "x.log"
-    log.write_text(
-        "$ slr extract ...\n5 videos of 2 classes selected (...)\nold end\n"
-        "$ slr extract ...\n1 video of 1 class selected (...)\r\x1b[2Kvideos 0/1\n"
+def test_the_extract_screen_follows_only_the_latest_run(tmp_path):
+    """A new extraction into the same folder starts its job folder afresh, so the screen
+    reads that run's progress rows only; each row becomes one line for people."""
+    out = tmp_path / "cache"
+    old = launch.extract_job_dir(out)
+    old.mkdir()
+    (old / launch.PROGRESS).write_text('{"kind": "plan", "selected": 5, "skipped": 0, "todo": 5}\n')
+    job = launch.start_extract(cfgmod.resolve(preset="demo"), out, old)  # no videos: fails
+    with job:
+        assert launch.follow(job) == 2
+        rows = runs.read_jsonl(old / launch.PROGRESS)
+        assert [r["kind"] for r in rows] == ["end"]
+        assert job.outcome()[1] and "\n" not in job.outcome()[1]
+    assert not out.exists()
+    assert progress_line({"kind": "video", "done": 1, "total": 2, "frames": 8, "fps": 4.0}) == (
+        "videos 1/2: 8 frames, 4.0 frames/s"
     )
-    assert log_tail(log) == ("\x1b[2Kvideos 0/1", 1)
-    log.write_text("$ slr extract ...\n")
-    assert log_tail(log) == ("", None)
-    assert log_tail(tmp_path / "none.log") == ("", None)
+    assert progress_line({"kind": "probe", "done": 3, "total": 9}) == "probing videos 3/9"
+    assert progress_line({"kind": "end", "code": 0, "error": None}) is None

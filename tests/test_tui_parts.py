@@ -8,10 +8,9 @@ import json
 import pytest
 from textual.app import App
 
-from engine.runs import JsonlTail
+from engine.runs import JsonlTail, TextTail
 from slr_tui.widgets._series import RunSeries, downsample, read_initial
 from slr_tui.widgets.gpu_panel import GpuPanel
-from slr_tui.widgets.log_tail import TextTail
 from slr_tui.widgets.sortable_table import Col, SortableTable
 from tests.fixtures_runs import metric_rows, write_big_metrics
 

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from engine import config as cfgmod
 from slr_tui import settings as st
-from slr_tui.cli import _settings_root
 from slr_tui.cli import app as cli
+from slr_tui.cli.options import settings_root as _settings_root
 
 
 def test_missing_file_gives_defaults(tmp_path):

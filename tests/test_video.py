@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from engine.config import RunConfig
-from engine.data import build_data, frame_cache, video, video_folder
+from engine.data import build_data, decode, frame_cache, video, video_folder
 from engine.data.base import DataError
 from engine.data.video import ClipSpec, VideoClipDataset, VideoRef
 
@@ -194,7 +194,7 @@ class _BrokenTail:
 
 
 def test_decode_segment_keeps_the_frames_before_a_broken_tail(monkeypatch):
-    monkeypatch.setattr(video, "open_video", lambda path: _BrokenTail())
+    monkeypatch.setattr(decode, "open_video", lambda path: _BrokenTail())
     got: list[np.ndarray] = []
     assert video.decode_segment("x.mp4", 2, 10, got.append, chunk=4) == 5
     assert [int(f[0, 0, 0]) for c in got for f in c] == [2, 3, 4, 5, 6]
@@ -259,17 +259,17 @@ def test_build_frame_cache(tmp_path):
     fx = make_wlasl_root(tmp_path / "w", glosses=3, per_split=(2, 1, 1))
     cfg = config("wlasl", fx.root, frame_cache=str(tmp_path / "fc"))
     calls = []
-    stats = video.build_frame_cache(cfg, lambda d, n: calls.append((d, n)))
+    stats = frame_cache.build_frame_cache(cfg, lambda d, n: calls.append((d, n)))
     usable = sum(len(fx.usable(s)) for s in ("train", "val", "test"))
     assert stats["videos"] == stats["written"] == usable and stats["failed"] == 0
     assert stats["bytes"] > 0 and calls[-1] == (usable, usable)
-    again = video.build_frame_cache(cfg)
+    again = frame_cache.build_frame_cache(cfg)
     assert again["already"] == usable and again["written"] == 0
     b = build_data(cfg)
     assert b.info["frame_cache"] == str(tmp_path / "fc")
     assert b.train[(0, 0)]["pixel_values"].shape == (4, 3, 32, 32)
     with pytest.raises(DataError, match="frame_cache is not set"):
-        video.build_frame_cache(config("wlasl", fx.root))
+        frame_cache.build_frame_cache(config("wlasl", fx.root))
 
 
 @needs_video
@@ -328,7 +328,7 @@ def test_video_folder_csv_manifest(tmp_path):
 def test_missing_libraries_are_one_line(tmp_path, monkeypatch):
     import sys
 
-    monkeypatch.setattr(video, "_DECORD", None)
+    monkeypatch.setattr(decode, "_DECORD", None)
     monkeypatch.setitem(sys.modules, "decord", None)
     with pytest.raises(DataError, match="decord is not installed"):
         video.require_video_libs()

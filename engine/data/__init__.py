@@ -1,6 +1,7 @@
-"""Data sources: ``data.source`` picks a module exposing ``build(cfg) -> DataBundle``.
+"""Data sources: ``data.source`` picks, through :data:`engine.catalog.SOURCES`, a module with
+``build(cfg) -> DataBundle`` (and optionally ``check(cfg, progress)``).
 
-A new source is one module plus one line here.
+A new source is one module (with its options model) plus one catalog line.
 """
 
 from __future__ import annotations
@@ -9,35 +10,19 @@ from collections.abc import Callable
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from engine import catalog
 from engine.errors import DataError
 
 if TYPE_CHECKING:
     from engine.config import RunConfig
     from engine.data.base import DataBundle
 
-SOURCES: dict[str, str] = {
-    "synthetic": "engine.data.synthetic",
-    "landmarks": "engine.data.landmarks",
-    "wlasl": "engine.data.wlasl",
-    "video_folder": "engine.data.video_folder",
-    "sequences_csv": "engine.data.sequences_csv",
-    "features": "engine.data.features",
-}
-
 
 def _module(cfg: RunConfig):
-    name = cfg.data.source
-    if name not in SOURCES:
-        raise DataError(f"unknown data source '{name}'; available: {', '.join(SOURCES)}")
-    try:
-        module = import_module(SOURCES[name])
-    except ModuleNotFoundError as exc:
-        if exc.name == SOURCES[name]:
-            raise DataError(
-                f"data source '{name}' is not available yet in this version of slr-tui"
-            ) from None
-        raise
-    return module
+    entry = catalog.find_source(cfg.data.source)
+    if entry is None:
+        raise DataError(catalog.unknown_source(cfg.data.source))
+    return import_module(entry.module)
 
 
 def build_data(cfg: RunConfig) -> DataBundle:
@@ -80,4 +65,4 @@ def class_stats(train_counts, class_names: list[str]) -> dict[str, Any]:
     }
 
 
-__all__ = ["DataError", "SOURCES", "build_data"]
+__all__ = ["DataError", "build_data", "check_data"]

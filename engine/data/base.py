@@ -12,43 +12,16 @@ training repeatable. Evaluation datasets are indexed with plain ints and never a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Sampler
 
+from engine.data.dataset import SampleDataset  # noqa: F401 - re-exported for sources
 from engine.errors import DataError  # noqa: F401 - re-exported for sources
-
-
-class SampleDataset(Dataset):
-    """Base for per-sample datasets. Subclasses implement :meth:`load`."""
-
-    def __init__(self, ids: Sequence[str], labels: Sequence[int], *, augment: bool, seed: int):
-        self.ids = list(ids)
-        self.labels = np.asarray(labels, dtype=np.int64)
-        self.augment = augment
-        self.seed = int(seed)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def load(self, index: int, rng: np.random.Generator | None) -> dict[str, Any]:
-        """Return the model inputs for one sample, e.g. ``{"x": (T, D) float32 array}``.
-
-        ``rng`` is None for evaluation (no augmentation)."""
-        raise NotImplementedError
-
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
-        index, epoch = key if isinstance(key, tuple) else (int(key), 0)
-        rng = np.random.default_rng([self.seed, epoch, index]) if self.augment else None
-        item = self.load(index, rng)
-        item["label"] = int(self.labels[index])
-        item["id"] = self.ids[index]
-        item["index"] = index
-        return item
 
 
 def pad_collate(items: list[dict[str, Any]]) -> dict[str, Any]:

@@ -26,17 +26,29 @@ import logging
 import zipfile
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from engine.config import RunConfig
-from engine.data.base import DataBundle, DataError, SampleDataset
+from engine.config import TableOptions
+from engine.data.dataset import SampleDataset
 from engine.data.landmarks import npz_shapes
 from engine.data.sequences_csv import fit_standardizer, standardize
 from engine.data.splits import SPLITS, check_fractions, class_order, split_groups
+from engine.errors import DataError
+
+if TYPE_CHECKING:
+    from engine.config import RunConfig
+    from engine.data.base import DataBundle
 
 log = logging.getLogger(__name__)
+
+
+class FeaturesData(TableOptions):
+    """``data.*`` of the ``features`` source: the tabular options (splits, scaling)."""
+
+    source: Literal["features"] = "features"
+
 
 LABELS_FILE = "labels.csv"
 ARRAY_KEYS = ("features", "x")
@@ -338,6 +350,8 @@ def build_from_root(root: str | Path, cfg: RunConfig) -> DataBundle:
         info["groups_per_split"] = {s: len({group_of[i] for i in ids[s]}) for s in SPLITS}
     if counts["missing"] or counts["unreadable"]:
         log.warning("%s: skipped %d missing and %d unreadable arrays", root, *counts.values())
+    from engine.data.base import DataBundle
+
     return DataBundle(
         train=datasets["train"],
         val=datasets["val"],

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.data.base import DataError
-from engine.data.video import VideoClipDataset, VideoRef, base_frames, decode_segment
+from engine.data.decode import VideoRef, base_frames, decode_segment
 from engine.data.video_probe import cache_dir
 
 if TYPE_CHECKING:
@@ -174,6 +174,8 @@ def build_frame_cache(
 
     Returns ``{"folder", "videos", "written", "already", "failed", "bytes"}``, ``bytes``
     being the disk size of all the entries of this dataset."""
+    if not hasattr(cfg.data, "frame_cache"):  # only the video sources' options have it
+        raise DataError(f"data.source '{cfg.data.source}' has no frame cache; use a video source")
     if not cfg.data.frame_cache:
         raise DataError(
             "data.frame_cache is not set; set it to a folder (or 'auto') to build a frame cache"
@@ -182,7 +184,7 @@ def build_frame_cache(
 
     bundle = build_data(cfg)
     splits = [ds for ds in (bundle.train, bundle.val, bundle.test) if ds is not None]
-    if not all(isinstance(ds, VideoClipDataset) and ds.cache for ds in splits):
+    if not all(getattr(ds, "cache", None) is not None for ds in splits):  # video clips
         raise DataError(f"data.source '{cfg.data.source}' has no frame cache; use a video source")
     cache: FrameCache = splits[0].cache
     refs = list(dict.fromkeys(r for ds in splits for r in ds.refs))

@@ -22,14 +22,26 @@ import logging
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from engine.config import RunConfig
-from engine.data.base import DataBundle, DataError, SampleDataset
+from engine.config import LandmarkOptions
+from engine.data.dataset import SampleDataset
+from engine.errors import DataError
+
+if TYPE_CHECKING:
+    from engine.config import RunConfig
+    from engine.data.base import DataBundle
 
 log = logging.getLogger(__name__)
+
+
+class LandmarksData(LandmarkOptions):
+    """``data.*`` of the ``landmarks`` source: a landmark cache and the landmark options."""
+
+    source: Literal["landmarks"] = "landmarks"
+
 
 POINTS = {"pose": 33, "left_hand": 21, "right_hand": 21, "face": None}  # None: any count
 SPLITS = ("train", "val", "test")
@@ -352,6 +364,8 @@ def build_from_root(root: str | Path, cfg: RunConfig) -> DataBundle:
     }
     if counts["missing"] or counts["unreadable"]:
         log.warning("%s: skipped %d missing and %d unreadable samples", root, *counts.values())
+    from engine.data.base import DataBundle
+
     return DataBundle(
         train=dataset("train", d.augment),
         val=dataset("val", False),

@@ -29,16 +29,38 @@ from __future__ import annotations
 import csv
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
+from pydantic import Field
 
-from engine.config import RunConfig
-from engine.data.base import DataBundle, DataError, SampleDataset
+from engine.config import TableOptions
+from engine.data.dataset import SampleDataset
 from engine.data.splits import SPLITS, check_fractions, class_order, natural_sorted, split_groups
+from engine.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from engine.config import RunConfig
+    from engine.data.base import DataBundle
 
 log = logging.getLogger(__name__)
+
+
+class SequencesCsvData(TableOptions):
+    """``data.*`` of the ``sequences_csv`` source: columns and windows of the recordings."""
+
+    source: Literal["sequences_csv"] = "sequences_csv"
+    label_column: str = Field("label", description="The column holding each frame's class label.")
+    feature_columns: list[str] | None = Field(
+        None, description="Feature columns (null: every numeric column but the label)."
+    )
+    window_size: int | None = Field(
+        30, ge=1, description="Frames per sliding window (null: each recording is one sample)."
+    )
+    stride: int = Field(15, ge=1, description="Frames between window starts.")
+
 
 SPLITS_FILE = "splits.csv"
 
@@ -65,6 +87,8 @@ def find_recordings(root: Path) -> dict[str, Path]:
 
 
 def read_table(path: Path) -> pd.DataFrame:
+    import pandas as pd  # here: the options above load (with every config) without pandas
+
     try:
         return pd.read_csv(path)
     except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
@@ -74,6 +98,8 @@ def read_table(path: Path) -> pd.DataFrame:
 
 def numeric_columns(df: pd.DataFrame, label_column: str) -> list[str]:
     """The numeric columns of a table, in file order, without the label column."""
+    import pandas as pd
+
     return [
         str(c)
         for c in df.columns
@@ -88,6 +114,8 @@ def _columns_text(df: pd.DataFrame) -> str:
 
 def label_strings(series: pd.Series) -> np.ndarray:
     """Labels as strings (object array), None where missing; 1.0 reads as "1"."""
+    import pandas as pd
+
     missing = series.isna().to_numpy()
     if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -114,6 +142,8 @@ def frame_arrays(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """(T, D) float32 features (NaN where missing) and the per-frame labels (None if the
     table has no label column and ``require_label`` is False)."""
+    import pandas as pd
+
     if require_label and label_column not in df.columns:
         raise DataError(
             f"{path}: no label column '{label_column}' (columns: {_columns_text(df)}); "
@@ -471,6 +501,8 @@ def build_from_root(root: str | Path, cfg: RunConfig) -> DataBundle:
             unlisted,
             SPLITS_FILE,
         )
+    from engine.data.base import DataBundle
+
     return DataBundle(
         train=datasets["train"],
         val=datasets["val"],

@@ -24,12 +24,26 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from pydantic import Field
 
-from engine.config import RunConfig, SyntheticConfig
-from engine.data.base import DataBundle, DataError
+from engine.config import LandmarkOptions, SyntheticConfig
+from engine.errors import DataError
+
+if TYPE_CHECKING:
+    from engine.config import RunConfig
+    from engine.data.base import DataBundle
+
+
+class SyntheticData(LandmarkOptions):
+    """``data.*`` of the ``synthetic`` source: the landmark options (it is read as a
+    landmark cache) and ``data.synthetic``, what to generate."""
+
+    source: Literal["synthetic"] = "synthetic"
+    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
+
 
 GENERATOR = {"name": "synthetic", "version": 1}
 FPS = 25.0

@@ -17,14 +17,18 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from engine.data.base import DataBundle, DataError
-from engine.data.video import VIDEO_SUFFIXES
-from engine.data.video_records import VideoRecord, make_bundle, report, resolve
+from pydantic import Field
+
+from engine.config import VideoOptions
+from engine.data.decode import VIDEO_SUFFIXES
+from engine.errors import DataError
 
 if TYPE_CHECKING:
     from engine.config import RunConfig
+    from engine.data.base import DataBundle
+    from engine.data.video_records import VideoRecord
 
 MANIFEST = "manifest.csv"
 CLASSES = "classes.txt"
@@ -32,6 +36,18 @@ ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", 
 COLUMNS = ("path", "label", "split")
 
 Row = tuple[str, Path, str, str]  # id, path, label name, split
+
+
+class VideoFolderData(VideoOptions):
+    """``data.*`` of the ``video_folder`` source: where the manifest is, plus the video
+    options."""
+
+    source: Literal["video_folder"] = "video_folder"
+    metadata: str | None = Field(
+        None,
+        description="A CSV manifest (path,label,split; a name in data.root or a path). "
+        "Default: root/manifest.csv if there is one, else the train/val/test folders.",
+    )
 
 
 def _classes(root: Path, found: list[str], where: str) -> list[str]:
@@ -84,6 +100,8 @@ def manifest_rows(root: Path, manifest: Path) -> list[Row]:
 
 def records(cfg: RunConfig) -> tuple[Path, str, list[str], list[VideoRecord]]:
     """The root, a description of the layout, class names and one record per video."""
+    from engine.data.video_records import VideoRecord
+
     d = cfg.data
     if not d.root:
         raise DataError(
@@ -130,12 +148,16 @@ def _info(root: Path, layout: str) -> dict[str, Any]:
 
 def build(cfg: RunConfig) -> DataBundle:
     """The ``video_folder`` source; missing and unreadable videos are counted and skipped."""
+    from engine.data.video_records import make_bundle, resolve
+
     root, layout, names, rows = records(cfg)
     return make_bundle(resolve(rows, root), names, cfg, _info(root, layout))
 
 
 def check(cfg: RunConfig, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Per split listed/present/missing/unreadable/usable, and the class statistics."""
+    from engine.data.video_records import report, resolve
+
     root, layout, names, rows = records(cfg)
     res = resolve(rows, root, progress)
     return {**_info(root, layout), **report(res, names)}

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.data.decode import open_video
 from engine.runs import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,6 @@ def cache_dir() -> Path:
 
 def probe_video(path: str | Path) -> tuple[int, float]:
     """(frame count, average fps); raises when decord cannot open the file."""
-    from engine.data.video import open_video
-
     vr = open_video(path)
     frames = len(vr)
     if frames <= 0:

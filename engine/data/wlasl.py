@@ -25,15 +25,35 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from engine.data.base import DataBundle, DataError
-from engine.data.video_records import SPLITS, VideoRecord, make_bundle, report, resolve
+from pydantic import Field
+
+from engine.config import VideoOptions
+from engine.data.splits import SPLITS
+from engine.errors import DataError
 
 if TYPE_CHECKING:
     from engine.config import RunConfig
+    from engine.data.base import DataBundle
+    from engine.data.video_records import VideoRecord
 
 CLASS_LIST = "wlasl_class_list.txt"
+
+
+class WlaslData(VideoOptions):
+    """``data.*`` of the ``wlasl`` source: which glosses and which metadata, plus the video
+    options."""
+
+    source: Literal["wlasl"] = "wlasl"
+    subset: int | None = Field(None, description="Keep the first N glosses (100, 300, ...).")
+    metadata: str | None = Field(
+        None,
+        description="The metadata JSON (a name in data.root or a path). Default: found in "
+        "data.root.",
+    )
+
+
 _NUMBERED = {"asl": re.compile(r"^asl(\d+)\.json$"), "nslt": re.compile(r"^nslt_(\d+)\.json$")}
 
 
@@ -214,6 +234,8 @@ def video_dir(root: Path) -> Path:
 
 def records(cfg: RunConfig) -> tuple[Path, Metadata, list[VideoRecord]]:
     """The dataset root, its metadata and one record per listed video."""
+    from engine.data.video_records import VideoRecord
+
     d = cfg.data
     if not d.root:
         raise DataError(
@@ -253,6 +275,8 @@ def _info(root: Path, meta: Metadata, cfg: RunConfig) -> dict[str, Any]:
 
 def build(cfg: RunConfig) -> DataBundle:
     """The ``wlasl`` source; missing and unreadable videos are counted and skipped."""
+    from engine.data.video_records import make_bundle, resolve
+
     root, meta, rows = records(cfg)
     res = resolve(rows, root)
     return make_bundle(res, meta.class_names, cfg, _info(root, meta, cfg))
@@ -261,6 +285,8 @@ def build(cfg: RunConfig) -> DataBundle:
 def check(cfg: RunConfig, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """What ``slr data check`` reports: per split listed/present/missing/unreadable/usable,
     classes and training videos per class. ``progress(done, total)`` follows the probe."""
+    from engine.data.video_records import report, resolve
+
     root, meta, rows = records(cfg)
     res = resolve(rows, root, progress)
     return {**_info(root, meta, cfg), **report(res, meta.class_names)}

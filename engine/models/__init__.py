@@ -1,7 +1,9 @@
-"""Model registry: ``model.name`` picks a builder ``build(cfg, bundle) -> nn.Module``.
+"""Model families: ``model.name`` picks, through :data:`engine.catalog.MODELS`, a module with
+``build(cfg, bundle) -> SLRModel``.
 
-Every model takes the batch dict from the data source and returns logits (B, C). A new
-family is one module plus one line here.
+Every model subclasses :class:`engine.models.base.SLRModel`: it takes the batch dict from
+the data source and returns its output (logits (B, C) for a plain classifier). A new family
+is one module, its options model in ``engine/models/options.py`` and one catalog line.
 """
 
 from __future__ import annotations
@@ -9,40 +11,20 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
+from engine import catalog
 from engine.errors import ModelError
 
 if TYPE_CHECKING:
-    from torch import nn
-
     from engine.config import RunConfig
     from engine.data.base import DataBundle
-
-REGISTRY: dict[str, str] = {
-    "lstm": "engine.models.recurrent",
-    "bilstm": "engine.models.recurrent",
-    "gru": "engine.models.recurrent",
-    "bigru": "engine.models.recurrent",
-    "lstm_stack": "engine.models.recurrent",
-    "transformer": "engine.models.transformer",
-    "mlp": "engine.models.mlp",
-    "videomae": "engine.models.videomae",
-    "ctc": "engine.models.ctc",
-    "temporal_cnn": "engine.models.temporal_cnn",
-    "tcn_attention": "engine.models.tcn_attention",
-    "minirocket": "engine.models.minirocket",
-}
+    from engine.models.base import SLRModel
 
 
-def build_model(cfg: RunConfig, bundle: DataBundle) -> nn.Module:
-    name = cfg.model.name.lower()
-    if name not in REGISTRY:
-        raise ModelError(f"unknown model '{cfg.model.name}'; available: {', '.join(REGISTRY)}")
-    try:
-        module = import_module(REGISTRY[name])
-    except ModuleNotFoundError as exc:
-        if exc.name == REGISTRY[name]:
-            raise ModelError(
-                f"model '{name}' is not available yet in this version of slr-tui"
-            ) from None
-        raise
-    return module.build(cfg, bundle)
+def build_model(cfg: RunConfig, bundle: DataBundle) -> SLRModel:
+    entry = catalog.find_model(cfg.model.name)
+    if entry is None:
+        raise ModelError(catalog.unknown_model(cfg.model.name))
+    return import_module(entry.module).build(cfg, bundle)
+
+
+__all__ = ["ModelError", "build_model"]

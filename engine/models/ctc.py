@@ -16,10 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.models.base import SLRModel
 from engine.models.common import NormFirst, batch_mask, require_input_dim, run_packed
 
 
-class CTCClassifier(nn.Module):
+class CTCClassifier(SLRModel):
     def __init__(
         self,
         input_dim: int,
@@ -58,10 +59,15 @@ class CTCClassifier(nn.Module):
     # ---- the trainer's hooks ------------------------------------------------------------
 
     def compute_loss(
-        self, frame_logits: torch.Tensor, batch: dict, weight: torch.Tensor | None = None
+        self,
+        out: torch.Tensor,
+        batch: dict,
+        class_weight: torch.Tensor | None = None,
+        label_smoothing: float = 0.0,
     ) -> torch.Tensor:
-        """CTC loss with the blank penalty; per-sample class weights when given."""
-        log_probs = F.log_softmax(frame_logits.float(), dim=-1)
+        """CTC loss with the blank penalty; per-sample class weights when given.
+        ``label_smoothing`` does not apply to CTC and is ignored."""
+        log_probs = F.log_softmax(out.float(), dim=-1)
         if self.training and self.blank_penalty:
             # after the softmax, so it is not normalised away: every blank frame of an
             # alignment costs `blank_penalty` nats, which favours alignments that emit the
@@ -84,15 +90,15 @@ class CTCClassifier(nn.Module):
             reduction="none",
             zero_infinity=True,
         )
-        if weight is not None:
-            w = weight[labels]
+        if class_weight is not None:
+            w = class_weight[labels]
             return (loss * w).sum() / w.sum().clamp_min(1e-12)
         return loss.mean()
 
-    def class_scores(self, frame_logits: torch.Tensor, batch: dict) -> torch.Tensor:
+    def class_scores(self, out: torch.Tensor, batch: dict) -> torch.Tensor:
         """(B, C) class probabilities from the greedy path's votes (see the module doc)."""
         mask = batch_mask(batch)
-        probs = F.softmax(frame_logits.float(), dim=-1)
+        probs = F.softmax(out.float(), dim=-1)
         path = probs.argmax(-1)  # (B, T)
         real = mask & (path != self.blank)
         votes = F.one_hot(path.clamp_max(self.num_classes - 1), self.num_classes).float()
@@ -103,17 +109,17 @@ class CTCClassifier(nn.Module):
         scores = votes + mean_post  # votes are integers, mean posteriors sum to one
         return scores / scores.sum(-1, keepdim=True)
 
-    def frame_stats(self, frame_logits: torch.Tensor, batch: dict) -> dict[str, float]:
+    def frame_stats(self, out: torch.Tensor, batch: dict) -> dict[str, float]:
         """Blank frames and real frames of the greedy path (the epoch's blank share)."""
         mask = batch_mask(batch)
-        path = frame_logits.argmax(-1)
+        path = out.argmax(-1)
         return {
             "blank_frames": float(((path == self.blank) & mask).sum()),
             "frames": float(mask.sum()),
         }
 
 
-def build(cfg, bundle) -> nn.Module:
+def build(cfg, bundle) -> SLRModel:
     m = cfg.model
     return CTCClassifier(
         require_input_dim(bundle, "ctc"),

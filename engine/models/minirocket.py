@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
+from engine.models.base import SLRModel
 from engine.models.common import batch_mask, require_input_dim
 
 ABSENT_LOGIT = -1e4
@@ -110,7 +110,7 @@ def ridge_loo_decision(xs: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarra
     return targets - c / g_inv_diag[:, None]
 
 
-class MiniRocket(nn.Module):
+class MiniRocket(SLRModel):
     """MiniRocket features + ridge (or logistic) classifier, fitted by :meth:`fit_batches`."""
 
     is_classical = True
@@ -287,7 +287,7 @@ class MiniRocket(nn.Module):
         return torch.as_tensor(logits, dtype=torch.float32, device=batch["x"].device)
 
 
-def build(cfg, bundle) -> nn.Module:
+def build(cfg, bundle) -> SLRModel:
     _aeon_minirocket()  # one clear line now if aeon is missing, not after loading data
     m = cfg.model
     return MiniRocket(

@@ -5,10 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from engine.models.base import SLRModel
 from engine.models.common import NormFirst, batch_mask, masked_pool, require_input_dim
 
 
-class MLPClassifier(nn.Module):
+class MLPClassifier(SLRModel):
     def __init__(
         self,
         input_dim: int,
@@ -37,7 +38,7 @@ class MLPClassifier(nn.Module):
         return self.net(x)
 
 
-def build(cfg, bundle) -> nn.Module:
+def build(cfg, bundle) -> SLRModel:
     m = cfg.model
     return MLPClassifier(
         require_input_dim(bundle, "mlp"),

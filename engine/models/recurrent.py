@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from engine.models.base import SLRModel
 from engine.models.common import (
     Head,
     NormFirst,
@@ -16,7 +17,7 @@ from engine.models.common import (
 )
 
 
-class RecurrentClassifier(nn.Module):
+class RecurrentClassifier(SLRModel):
     def __init__(
         self,
         input_dim: int,
@@ -53,7 +54,7 @@ class RecurrentClassifier(nn.Module):
         return self.head(masked_pool(out, mask, self.pooling))
 
 
-class StackedLSTM(nn.Module):
+class StackedLSTM(SLRModel):
     """LSTM -> LSTM -> dense -> classes (the activity-LSTM guide: 128 -> 64 -> 32), each
     LSTM followed by dropout; the last LSTM's output at the last real frame feeds the dense
     layer."""
@@ -89,7 +90,7 @@ class StackedLSTM(nn.Module):
         return self.out(self.dense(masked_pool(h, mask, "last")))
 
 
-def build(cfg, bundle) -> nn.Module:
+def build(cfg, bundle) -> SLRModel:
     name = cfg.model.name.lower()
     m = cfg.model
     if name == "lstm_stack":

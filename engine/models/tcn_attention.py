@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from engine.models.base import SLRModel
 from engine.models.common import Head, batch_mask, require_input_dim
 from engine.models.temporal_cnn import (
     augment,
@@ -74,7 +75,7 @@ class AttentionPool(nn.Module):
         return (self.weights(h, mask).unsqueeze(-1) * h).sum(1)
 
 
-class TCNAttention(nn.Module):
+class TCNAttention(SLRModel):
     def __init__(
         self,
         input_dim: int,
@@ -120,7 +121,7 @@ class TCNAttention(nn.Module):
         return self.head(pooled)
 
 
-def build(cfg, bundle) -> nn.Module:
+def build(cfg, bundle) -> SLRModel:
     m = cfg.model
     check_input_norm(m, "tcn_attention")
     return TCNAttention(

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from engine.models.base import SLRModel
 from engine.models.common import Head, batch_mask, masked_pool, require_input_dim
 
 
@@ -184,7 +185,7 @@ class ResidualBlock(nn.Module):
         return self.drop(F.relu(h + s))
 
 
-class TemporalCNN(nn.Module):
+class TemporalCNN(SLRModel):
     def __init__(
         self,
         input_dim: int,
@@ -262,7 +263,7 @@ def check_input_norm(m, name: str) -> None:
         )
 
 
-def build(cfg, bundle) -> nn.Module:
+def build(cfg, bundle) -> SLRModel:
     m = cfg.model
     check_input_norm(m, "temporal_cnn")
     return TemporalCNN(

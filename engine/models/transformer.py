@@ -5,10 +5,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from engine.models.base import SLRModel
 from engine.models.common import Head, NormFirst, batch_mask, masked_pool, require_input_dim
 
+# positions for a source without data.max_frames (sequences_csv, features): what the one
+# flat data section gave them, so their checkpoints keep loading
+DEFAULT_MAX_FRAMES = 64
 
-class TransformerClassifier(nn.Module):
+
+class TransformerClassifier(SLRModel):
     def __init__(
         self,
         input_dim: int,
@@ -51,7 +56,7 @@ class TransformerClassifier(nn.Module):
         return self.head(masked_pool(self.norm(h), mask, self.pooling))
 
 
-def build(cfg, bundle) -> nn.Module:
+def build(cfg, bundle) -> SLRModel:
     m = cfg.model
     if m.hidden_size % m.num_heads:
         from engine.models import ModelError
@@ -67,7 +72,7 @@ def build(cfg, bundle) -> nn.Module:
         num_heads=m.num_heads,
         ff_size=m.ff_size,
         dropout=m.dropout,
-        max_len=max(cfg.data.max_frames, 16),
+        max_len=max(getattr(cfg.data, "max_frames", DEFAULT_MAX_FRAMES), 16),
         pooling=m.pooling,
         input_norm=m.input_norm,
     )

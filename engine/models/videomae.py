@@ -17,11 +17,12 @@ import torch
 from torch import nn
 
 from engine.errors import ModelError
+from engine.models.base import SLRModel
 
 DEFAULT_HUB_ID = "MCG-NJU/videomae-base-finetuned-kinetics"
 
 
-class VideoMAEClassifier(nn.Module):
+class VideoMAEClassifier(SLRModel):
     """Wraps ``VideoMAEForVideoClassification`` to take the batch dict. uint8 clips
     (``data.uint8_clips``) are normalised here, on the model's device."""
 
@@ -63,7 +64,7 @@ def _load_error(name: str, exc: Exception) -> ModelError:
     )
 
 
-def build(cfg, bundle) -> nn.Module:
+def build(cfg, bundle) -> SLRModel:
     try:
         from transformers import VideoMAEConfig, VideoMAEForVideoClassification
     except ImportError:
@@ -71,7 +72,14 @@ def build(cfg, bundle) -> nn.Module:
             "the videomae model needs transformers: pip install 'slr-tui[video]'"
         ) from None
 
+    from engine.config import VideoOptions
+
     m, d = cfg.model, cfg.data
+    if not isinstance(d, VideoOptions):
+        raise ModelError(
+            f"the videomae model takes video clips; data.source '{d.source}' has none "
+            "(use wlasl or video_folder)"
+        )
     num_classes = bundle.num_classes
     labels = {
         "num_labels": num_classes,

@@ -14,7 +14,6 @@ __all__ = [
     "STATUS_STYLE",
     "fmt",
     "on_top",
-    "run_duration",
     "run_row",
     "short_when",
     "status_text",
@@ -23,17 +22,6 @@ __all__ = [
 
 def status_text(status: str) -> Text:
     return Text(status, style=STATUS_STYLE.get(status, "dim"))
-
-
-def run_duration(meta: dict[str, Any], status: str, now: float) -> float | None:
-    """Seconds from start to end; to ``now`` while active; to the last update when lost."""
-    start = meta.get("started_at")
-    if start is None:
-        return None
-    end = meta.get("ended_at")
-    if end is None:
-        end = now if status in runs.ACTIVE else (meta.get("updated_at") or start)
-    return max(0.0, float(end) - float(start))
 
 
 def short_when(ts: float | None, wide: bool = True) -> str:
@@ -61,7 +49,7 @@ def run_row(info: runs.RunInfo, now: float) -> dict[str, Any]:
         "max_epochs": info.max_epochs,
         "best": best,
         "started": info.started,
-        "duration": run_duration(m, status, now),
+        "duration": runs.active_seconds(m, now, status),
         "active": status in runs.ACTIVE,
         "sweep": m.get("sweep"),
         "has_eval": (info.path / runs.EVAL_DIR / "predictions.npz").is_file(),

@@ -1,21 +1,19 @@
-"""Extract landmarks: ``slr extract`` for the new-run screen's dataset, from the TUI.
+"""Extract landmarks: the engine's ``extract`` job for the new-run screen's dataset.
 
-The start button runs ``python -m slr_tui.cli extract ...`` in its own session, output to
-``OUT.extract-tui.log`` beside the output folder (``slr extract`` refuses a non-empty folder
-that is no cache yet, so the log cannot go inside it), so it survives the app closing. While it lives, a worker polls
-once a second (it reschedules itself after each poll, so polls never overlap): finished
-``OUT/landmarks/**/*.npz`` files and the log's last line; then the exit status. ``esc``
-goes back and leaves the extraction running; opening the screen again for the same
-output folder follows it again.
+The start button runs ``python -m engine extract ...`` (:func:`slr_tui.launch.start_extract`)
+in its own session, so it survives the app closing. Its job folder is
+``OUT.extract-job/`` beside the output folder (``extract`` refuses a non-empty folder that
+is no cache yet, so it cannot go inside): the resolved config, the progress rows, the
+summary and the log. While the job lives, a worker polls once a second (it reschedules
+itself after each poll, so polls never overlap): the finished ``OUT/landmarks/**/*.npz``
+files and the new progress rows (the plan's video count, the videos done); then the exit
+status and the job's one-line error. ``esc`` goes back and leaves the extraction running;
+opening the screen again for the same output folder follows it again.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import shlex
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,61 +26,15 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, Static
 
-LOG_SUFFIX = ".extract-tui.log"
+from engine import config as cfgmod
+from engine.config import ConfigError
+from slr_tui import launch
+
 NEXT_PRESET = "phase1-ctc20"
-TAIL_BYTES = 8192
-RUN_MARK = "$ "  # the log line that starts a run's output
-PLAN_RE = re.compile(r"^(\d+) videos? of \d+ class(?:es)? selected")
 
 
 def default_out(root: str) -> str:
     return str(Path(root).expanduser()).rstrip("/") + "-landmarks"
-
-
-def log_path(out: str | Path) -> Path:
-    """Where the TUI's extraction writes its output: ``OUT.extract-tui.log``."""
-    out = Path(out)
-    return out.with_name(out.name + LOG_SUFFIX)
-
-
-def extract_command(
-    preset: str,
-    root: str,
-    out: str,
-    sets: list[str],
-    workers: int,
-    max_glosses: int | None = None,
-    samples_per_gloss: int | None = None,
-) -> list[str]:
-    cmd = [sys.executable, "-m", "slr_tui.cli", "extract", "--preset", preset]
-    cmd += ["--data-root", root, "--out", out, "--workers", str(workers)]
-    if max_glosses:
-        cmd += ["--max-glosses", str(max_glosses)]
-    if samples_per_gloss:
-        cmd += ["--samples-per-gloss", str(samples_per_gloss)]
-    for s in sets:
-        cmd += ["--set", s]
-    return cmd
-
-
-def spawn_extract(cmd: list[str], out: Path) -> subprocess.Popen:
-    """Start the extraction detached (own session), output to :func:`log_path`."""
-    out.mkdir(parents=True, exist_ok=True)
-    logf = open(log_path(out), "ab")  # noqa: SIM115 - handed to the child
-    try:
-        logf.write(f"{RUN_MARK}{shlex.join(cmd)}\n".encode())  # this run's output follows
-        logf.flush()
-        return subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=logf,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env=dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="200"),
-            cwd=os.getcwd(),
-        )
-    finally:
-        logf.close()
 
 
 def count_npz(out: Path) -> int:
@@ -91,25 +43,22 @@ def count_npz(out: Path) -> int:
     return sum(1 for _ in folder.rglob("*.npz")) if folder.is_dir() else 0
 
 
-def log_tail(path: Path) -> tuple[str, int | None]:
-    """The log's last non-empty line, and the selected-video count its plan line gives."""
-    try:
-        with open(path, "rb") as fh:
-            size = fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, size - TAIL_BYTES))
-            text = fh.read().decode("utf-8", "replace")
-    except OSError:
-        return "", None
-    lines = [x.strip() for x in re.split(r"[\r\n]+", text) if x.strip()]
-    starts = [i for i, line in enumerate(lines) if line.startswith(RUN_MARK)]
-    if starts:  # only the latest run's lines
-        lines = lines[starts[-1] + 1 :]
-    total = None
-    for line in lines:
-        m = PLAN_RE.match(line)
-        if m:
-            total = int(m.group(1))
-    return (lines[-1] if lines else ""), total
+def progress_line(row: dict[str, Any]) -> str | None:
+    """What one progress row of the job says, for the screen's log line (None: nothing)."""
+    kind = row.get("kind")
+    if kind == "probe":
+        return f"probing videos {row.get('done')}/{row.get('total')}"
+    if kind == "plan":
+        return (
+            f"{row.get('selected')} videos selected ({row.get('skipped')} already in the "
+            f"cache, {row.get('todo')} to extract)"
+        )
+    if kind == "video":
+        return (
+            f"videos {row.get('done')}/{row.get('total')}: {row.get('frames')} frames, "
+            f"{row.get('fps') or 0:.1f} frames/s"
+        )
+    return None
 
 
 def _opt_int(text: str, what: str, required: bool = False) -> int | None:
@@ -137,27 +86,35 @@ class ExtractScreen(ModalScreen):
     POLL_S = 1.0
 
     class Started(Message):
-        def __init__(self, out: str, proc: Any, error: str | None) -> None:
+        def __init__(self, out: str, job: launch.Job | None, error: str | None) -> None:
             super().__init__()
-            self.out, self.proc, self.error = out, proc, error
+            self.out, self.job, self.error = out, job, error
 
     class Polled(Message):
-        def __init__(self, npz: int, last: str, total: int | None, code: int | None) -> None:
+        def __init__(
+            self, npz: int, last: str, total: int | None, code: int | None, error: str | None
+        ) -> None:
             super().__init__()
             self.npz, self.last, self.total, self.code = npz, last, total, code
+            self.error = error
 
     def __init__(self, preset: str, root: str, sets: list[str], owner: Any = None) -> None:
         super().__init__()
         self.preset, self.root, self.sets = preset, root, list(sets)
         # the new-run screen keeps the processes, so reopening follows a running one
         self.procs: dict[str, Any] = owner.extracts if owner is not None else {}
-        self.proc: subprocess.Popen | None = None
+        self.job: launch.Job | None = None
         self.out: str = default_out(root)
         self.npz = 0
         self.total: int | None = None
         self.last_line = ""
         self.returncode: int | None = None
         self.polls = 0
+
+    @property
+    def proc(self) -> subprocess.Popen | None:
+        """The engine process of the extraction followed here."""
+        return self.job.proc if self.job is not None else None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="ex-dialog", classes="panel"):
@@ -189,7 +146,7 @@ class ExtractScreen(ModalScreen):
         self.query_one("#ex-dialog").border_title = "extract landmarks (MediaPipe Holistic)"
         proc = self.procs.get(self.out)
         if proc is not None:  # started here before: follow it
-            self._follow(proc)
+            self._follow_running(proc)
         else:
             self.query_one("#ex-start", Button).focus()
 
@@ -209,16 +166,16 @@ class ExtractScreen(ModalScreen):
         except ValueError as exc:
             self._status(Text(str(exc), style="bold red"))
             return
-        running = self.procs.get(str(Path(out).expanduser()))
-        if running is not None and running.poll() is None:
-            self._follow(running)
-            return
         out = str(Path(out).expanduser())
-        cmd = extract_command(self.preset, self.root, out, self.sets, workers or 1, glosses, per)
+        running = self.procs.get(out)
+        if running is not None and running.poll() is None:
+            self.out = out
+            self._follow_running(running)
+            return
         self.query_one("#ex-start", Button).disabled = True
         self._status(Text("starting...", style="cyan"))
-        self.query_one("#ex-log", Static).update(Text(shlex.join(cmd[1:]), style="dim"))
-        self.start(cmd, out)
+        self.query_one("#ex-log", Static).update("")
+        self.start(out, workers or 1, glosses, per)
 
     @on(Button.Pressed, "#ex-start")
     def _start_pressed(self) -> None:
@@ -229,43 +186,64 @@ class ExtractScreen(ModalScreen):
         self.focus_next()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="ex-start")
-    def start(self, cmd: list[str], out: str) -> None:
+    def start(self, out: str, workers: int, glosses: int | None, per: int | None) -> None:
         try:
-            proc = spawn_extract(cmd, Path(out))
+            cfg = cfgmod.resolve(
+                preset=self.preset, sets=self.sets, extra={"data": {"root": self.root}}
+            )
+            job = launch.start_extract(
+                cfg,
+                out,
+                launch.extract_job_dir(out),
+                workers=workers,
+                max_glosses=glosses,
+                samples_per_gloss=per,
+            )
+        except ConfigError as exc:
+            self.post_message(self.Started(out, None, str(exc)))
+            return
         except OSError as exc:
             self.post_message(self.Started(out, None, f"cannot start the extraction: {exc}"))
             return
-        self.post_message(self.Started(out, proc, None))
+        self.post_message(self.Started(out, job, None))
 
     def on_extract_screen_started(self, msg: Started) -> None:
-        if msg.error or msg.proc is None:
+        if msg.error or msg.job is None:
             self.query_one("#ex-start", Button).disabled = False
             self._status(Text(msg.error or "start failed", style="bold red"))
             return
-        self.app.track(msg.proc)  # reaped when it ends; it has its own session
-        self.procs[msg.out] = msg.proc
-        self._follow(msg.proc, msg.out)
+        self.app.track(msg.job.proc)  # reaped when it ends; it has its own session
+        self.procs[msg.out] = msg.job.proc
+        self.out = msg.out
+        self._follow(msg.job)
 
     # ------------------------------------------------------------------ progress
 
-    def _follow(self, proc: subprocess.Popen, out: str | None = None) -> None:
-        self.proc = proc
-        if out is not None:
-            self.out = out
+    def _follow(self, job: launch.Job) -> None:
+        self.job = job
         self.returncode = None
         self.query_one("#ex-start", Button).disabled = True
         self._status(Text("running...", style="cyan"))
         self.poll()
 
+    def _follow_running(self, proc: subprocess.Popen) -> None:
+        """An extraction started here before (its process kept by the owner): follow it
+        through its job folder, from the first progress row."""
+        self._follow(launch.Job("extract", launch.extract_job_dir(self.out), proc))
+
     @work(thread=True, exclusive=True, exit_on_error=False, group="ex-poll")
     def poll(self) -> None:
-        proc = self.proc
-        if proc is None:
+        job = self.job
+        if job is None:
             return
-        out = Path(self.out)
-        code = proc.poll()  # read first: the files below are then at least this new
-        last, total = log_tail(log_path(out))
-        self.post_message(self.Polled(count_npz(out), last, total, code))
+        code = job.poll()  # read first: the files below are then at least this new
+        last, total = self.last_line, self.total
+        for row in job.read_new():
+            last = progress_line(row) or last
+            if row.get("kind") == "plan":
+                total = row.get("selected")
+        error = job.outcome()[1] if code is not None else None
+        self.post_message(self.Polled(count_npz(Path(self.out)), last, total, code, error))
 
     def on_extract_screen_polled(self, msg: Polled) -> None:
         self.polls += 1
@@ -279,7 +257,7 @@ class ExtractScreen(ModalScreen):
             self.set_timer(self.POLL_S, self.poll)  # only while the process lives
             return
         self.query_one("#ex-start", Button).disabled = False
-        log = str(log_path(self.out))
+        log = str(self.job.log_path) if self.job is not None else "-"
         if msg.code == 0:
             self._status(Text(f"finished: {done} videos in the cache", style="bold green"))
             hint = Text(f"use it as a dataset root for {NEXT_PRESET}: ", style="")
@@ -290,7 +268,7 @@ class ExtractScreen(ModalScreen):
             self._status(
                 Text(f"failed (exit {msg.code}): {self.npz} videos in the cache", style="bold red")
             )
-            err = Text(msg.last or "no output", style="red")
+            err = Text(msg.error or msg.last or "no output", style="red")
             err.append(f"\n(log: {log})", style="dim")
             self.query_one("#ex-log", Static).update(err)
 

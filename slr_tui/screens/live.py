@@ -23,11 +23,11 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from engine import runs
-from engine.runs import JsonlTail, format_duration
+from engine.runs import JsonlTail, TextTail, format_duration
 from slr_tui.screens._common import epoch_text, fmt, on_top, status_text
 from slr_tui.widgets._series import RunSeries, read_initial
 from slr_tui.widgets.gpu_panel import GpuPanel
-from slr_tui.widgets.log_tail import LogTail, TextTail
+from slr_tui.widgets.log_tail import LogTail
 from slr_tui.widgets.metric_plot import Curve, MetricPlot
 from slr_tui.widgets.sortable_table import Col, SortableTable
 
@@ -83,22 +83,6 @@ CONFUSED_COLS = [
     Col("count", "count", right=True),
     Col("share", "share of class", lambda v: "-" if v is None else f"{v:.0%}", right=True),
 ]
-
-
-def tail_from_end(path: Path, nbytes: int) -> JsonlTail:
-    """A JsonlTail that starts at the first whole line within the last ``nbytes``."""
-    tail = JsonlTail(path)
-    try:
-        size = path.stat().st_size
-    except OSError:
-        return tail
-    if size > nbytes:
-        with open(path, "rb") as f:
-            f.seek(size - nbytes)
-            chunk = f.read(nbytes)
-        nl = chunk.find(b"\n")
-        tail.offset = size - nbytes + (nl + 1 if nl >= 0 else len(chunk))
-    return tail
 
 
 class LiveRunScreen(Screen):
@@ -157,7 +141,7 @@ class LiveRunScreen(Screen):
         self._gpu_live = False
         # readers: used only from this screen's worker threads, one at a time
         self._metrics_tail = JsonlTail(self.path / runs.METRICS)
-        self._system_tail = tail_from_end(self.path / runs.SYSTEM, SYSTEM_TAIL_BYTES)
+        self._system_tail = JsonlTail(self.path / runs.SYSTEM, from_end=SYSTEM_TAIL_BYTES)
         self._log_tail = TextTail(self.path / runs.LOG)
         self._last_sys: dict[str, Any] | None = None
         self.log_lines: deque[str] = deque(maxlen=LOG_LINES)

@@ -1,11 +1,12 @@
 """New run: pick a dataset, then a preset that fits it, edit common fields as overrides,
-preview the effective config, launch. For a dataset root, a panel shows what
-``slr data check`` reports (run as a subprocess: the data sources import torch), and ``x``
-opens the landmark extraction screen.
+preview the effective config, launch. For a dataset root, a panel shows the report of the
+engine's ``check`` job (``python -m engine check``, :func:`slr_tui.launch.start_check`: the
+data sources import torch, the TUI does not), and ``x`` opens the landmark extraction
+screen.
 
-Launching runs ``python -m engine train ...`` in its own session and process group
-(:func:`slr_tui.launch.spawn`), so the run survives the app closing or the SSH connection
-dropping; then the live screen opens.
+Launching starts ``python -m engine train ...`` in its own session and process group
+(:func:`slr_tui.launch.start_run`), so the run survives the app closing or the SSH
+connection dropping; then the live screen opens.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from textual.widgets.option_list import Option
 
 from engine import config as cfgmod
 from engine.config import ConfigError
+from slr_tui import launch
 from slr_tui import settings as settings_mod
-from slr_tui.widgets.data_check import DataCheckPanel, run_check
+from slr_tui.widgets.data_check import DataCheckPanel
 
 DEMO_KEY = "demo"
 PREVIEW_DELAY_S = 0.15
@@ -367,8 +369,6 @@ class NewRunScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="nr-preview")
     def preview(self, preset: str, sets: list[str], extra: dict[str, Any], seq: int) -> None:
-        from slr_tui import launch
-
         try:
             cfg = cfgmod.resolve(preset=preset, sets=sets, extra=extra)
         except ConfigError as exc:
@@ -416,9 +416,18 @@ class NewRunScreen(Screen):
 
         worker = get_current_worker()
         preset, root, sets = key
-        result = run_check(preset, root, list(sets), lambda: worker.is_cancelled)
-        if result is not None:  # None: a newer selection cancelled it (process killed)
-            self.post_message(self.DataChecked(key, *result))
+        try:
+            cfg = cfgmod.resolve(preset=preset, sets=list(sets), extra={"data": {"root": root}})
+            launch.check_available(cfg)
+            job = launch.start_check(cfg)
+        except (ConfigError, OSError) as exc:
+            self.post_message(self.DataChecked(key, None, str(exc)))
+            return
+        with job:
+            if launch.follow(job, cancelled=lambda: worker.is_cancelled) is None:
+                return  # a newer selection cancelled it (the job was killed)
+            report, error = job.outcome()
+        self.post_message(self.DataChecked(key, report, error))
 
     def on_new_run_screen_data_checked(self, msg: DataChecked) -> None:
         self.data_checks[msg.key] = (msg.report, msg.error)
@@ -471,17 +480,13 @@ class NewRunScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="nr-launch")
     def launch(self, preset: str, sets: list[str], extra: dict[str, Any]) -> None:
-        from slr_tui import launch
-
         try:
             cfg = cfgmod.resolve(preset=preset, sets=sets, extra=extra)
-            launch.check_available(cfg)
-            run_dir = launch.prepare_run(cfg, self.app.runs_root)
-            proc = launch.spawn(run_dir)
+            handle = launch.start_run(cfg, self.app.runs_root)
         except (ConfigError, OSError) as exc:
             self.post_message(self.Launched(None, str(exc)))
             return
-        self.post_message(self.Launched(run_dir, None, proc))
+        self.post_message(self.Launched(handle.run_dir, None, handle.proc))
 
     def on_new_run_screen_launched(self, msg: Launched) -> None:
         self.launching = False

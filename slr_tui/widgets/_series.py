@@ -2,7 +2,8 @@
 
 Rows come from :class:`engine.runs.JsonlTail` (orjson, incremental). Only the figures the
 screens show are kept: for ``step`` rows the step, time and train loss; for ``epoch`` rows
-a slim copy (the last row per epoch number: a resumed run may repeat one). No torch here.
+a slim copy (the last row per epoch number: a resumed run may repeat one). The keys are
+checked against :mod:`engine.schema` at import. No torch here.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
+from engine.runs import Tail, parse_rows
+from engine.schema import METRIC_ROWS, EpochRow, keys
 
-from engine.runs import clean_row
-
-EPOCH_KEYS = (
+# the slim copy of an epoch row the screens keep
+EPOCH_KEYS = keys(
+    EpochRow,
     "epoch",
     "step",
     "t",
@@ -31,7 +33,7 @@ EPOCH_KEYS = (
     "best",
 )
 
-# curves a screen can ask for: name -> (label, where it comes from)
+# curves a screen can ask for: key (one of EPOCH_KEYS: curves come from the slim copy) -> label
 CURVES: dict[str, str] = {
     "train_loss": "train loss",
     "val_loss": "val loss",
@@ -161,8 +163,14 @@ def downsample(
     return [*xo.tolist(), float(x[-1])], [*yo.tolist(), float(y[-1])]
 
 
-# epoch and eval rows (compact orjson and json.dumps spacing): both kinds start with "e"
-_KEEP_MARKS = (b'"kind":"e', b'"kind": "e')
+# the rows a first read never samples out: every kind but step (compact orjson and
+# json.dumps spacing)
+_KEEP_MARKS = tuple(
+    mark
+    for kind in METRIC_ROWS
+    if kind != "step"
+    for mark in (f'"kind":"{kind}"'.encode(), f'"kind": "{kind}"'.encode())
+)
 
 
 def _line_starts(data: bytes, keep_steps: int, tail_lines: int) -> list[int]:
@@ -202,17 +210,11 @@ def read_initial(
     skipped (as JsonlTail does: :func:`engine.runs.clean_row`).
     """
     series = RunSeries()
-    try:
-        data = Path(path).read_bytes()
-    except OSError:
-        return series, 0
-    end = data.rfind(b"\n")
-    if end < 0:
-        return series, 0
-    data = data[:end]
+    tail = Tail(path)
+    data = tail.read_chunk()
+    if data is None:
+        return series, tail.offset
     n = data.count(b"\n") + 1
-    loads = orjson.loads
-    rows: list[dict[str, Any]] = []
     if n > 2 * keep_steps:
         starts = _line_starts(data, keep_steps, tail_lines)
         lines = []
@@ -221,16 +223,7 @@ def read_initial(
             lines.append(data[st : stop if stop >= 0 else len(data)])
     else:
         lines = data.split(b"\n")
-    for line in lines:
-        if not line.strip():
-            continue
-        try:
-            obj = clean_row(loads(line))
-        except orjson.JSONDecodeError:
-            continue
-        if obj is not None:
-            rows.append(obj)
-    series.add_rows(rows)
+    series.add_rows(parse_rows(lines)[0])
     series.sampled_out = n - len(lines)
     series.lines += series.sampled_out
-    return series, end + 1
+    return series, tail.offset

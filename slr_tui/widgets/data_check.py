@@ -1,14 +1,9 @@
-"""The new-run screen's data-check panel: what ``slr data check --json`` reports for the
-chosen dataset, and the subprocess that gets it (the data sources import torch, the TUI
-does not)."""
+"""The new-run screen's data-check panel: the report of the engine's ``check`` job for the
+chosen dataset (the screen runs the job through :mod:`slr_tui.launch`: the data sources
+import torch, the TUI does not)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from collections.abc import Callable
 from typing import Any
 
 from rich.console import Group
@@ -21,58 +16,6 @@ from slr_tui.tables import fmt
 SPLITS = ("train", "val", "test")
 COLS = ("listed", "present", "missing", "unreadable")
 SHOWN_CLASSES = 6
-
-
-def check_command(preset: str, root: str, sets: list[str]) -> list[str]:
-    cmd = [sys.executable, "-m", "slr_tui.cli", "data", "check", "--preset", preset]
-    cmd += ["--data-root", root, "--json"]
-    for s in sets:
-        cmd += ["--set", s]
-    return cmd
-
-
-def error_line(stderr: str, code: int) -> str:
-    """The one line a failed ``slr`` command printed for people (its ``error:`` line)."""
-    lines = [x.strip() for x in stderr.splitlines() if x.strip()]
-    for line in lines:
-        if line.startswith("error:"):
-            return line.removeprefix("error:").strip()
-    return lines[-1] if lines else f"data check exited with status {code}"
-
-
-def run_check(
-    preset: str, root: str, sets: list[str], cancelled: Callable[[], bool]
-) -> tuple[dict[str, Any] | None, str | None] | None:
-    """Run the check; ``(report, None)``, ``(None, error)``, or None when ``cancelled()``
-    turned true first (the subprocess is then killed)."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    try:
-        proc = subprocess.Popen(
-            check_command(preset, root, sets),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-    except OSError as exc:
-        return None, f"cannot start the data check: {exc}"
-    while True:
-        try:
-            out, err = proc.communicate(timeout=0.2)
-            break
-        except subprocess.TimeoutExpired:
-            if cancelled():
-                proc.kill()
-                proc.communicate()
-                return None
-    if proc.returncode != 0:
-        return None, error_line(err, proc.returncode)
-    try:
-        report = json.loads(out)
-    except ValueError:
-        return None, error_line(err, proc.returncode) if err.strip() else "no report came back"
-    return report, None
 
 
 def report_view(report: dict[str, Any]) -> Group:

@@ -1,0 +1,57 @@
+"""``slr``: the headless command line. It starts engine processes only through
+:mod:`slr_tui.launch` (training runs and the check, extract and predict jobs) and renders
+the files they write; it never imports torch itself.
+
+One module per group of commands: :mod:`.run` (run, sweep, stop), :mod:`.browse` (runs,
+show, compare, thresholds), :mod:`.predict`, :mod:`.data` (data check, extract),
+:mod:`.presets`, :mod:`.tui`; the options they share are declared in :mod:`.options`,
+the consoles and the one-line error exit are in :mod:`.render`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from engine import runs
+from slr_tui.cli import browse, data, predict, presets, run, tui
+from slr_tui.cli.render import console, err_console
+
+__all__ = ["app", "console", "main"]  # console: where every command prints (tests widen it)
+
+app = typer.Typer(
+    name="slr",
+    help="Train and compare sign-language-recognition experiments (headless).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+TRAIN, RUNS, DATA = "Train", "Read runs", "Data"
+app.add_typer(presets.app, name="presets", rich_help_panel=TRAIN)
+app.command(rich_help_panel=TRAIN)(run.run)
+app.command(rich_help_panel=TRAIN)(run.sweep)
+app.command(rich_help_panel=TRAIN)(run.stop)
+app.command("runs", rich_help_panel=RUNS)(browse.list_runs)
+app.command(rich_help_panel=RUNS)(browse.show)
+app.command(rich_help_panel=RUNS)(browse.compare)
+app.command(rich_help_panel=RUNS)(browse.thresholds)
+app.command(rich_help_panel=RUNS)(predict.predict)
+app.add_typer(data.app, name="data", rich_help_panel=DATA)
+app.command(rich_help_panel=DATA)(data.extract)
+app.command(rich_help_panel="Interactive")(tui.tui)
+
+
+def main() -> None:
+    """The ``slr`` console script: Ctrl-C exits 130, an OSError (a full disk, a folder
+    that vanished) is one line, never a traceback."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except OSError as exc:
+        err_console.print(
+            f"[bold red]error:[/] {runs.os_error_line(exc)}", highlight=False, soft_wrap=True
+        )
+        sys.exit(1)

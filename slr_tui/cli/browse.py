@@ -1,0 +1,181 @@
+"""Reading the run store: ``slr runs``, ``slr show``, ``slr compare`` and ``slr thresholds``
+(which may also write a run's threshold.json). numpy/scikit-learn at most, no torch."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.panel import Panel
+
+from engine import runs
+from slr_tui import tables
+from slr_tui.cli.options import JsonOpt, RunArg, RunsDirOpt, run_ref, runs_root
+from slr_tui.cli.render import console, fail
+
+MIN_THRESHOLD_STEP = 0.001  # 1001 thresholds at most
+
+
+def list_runs(runs_dir: RunsDirOpt = None, as_json: JsonOpt = False) -> None:
+    """List runs, newest first."""
+    root = runs_root(runs_dir)
+    items = runs.list_runs(root)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [{**r.meta, "status": r.status, "path": str(r.path)} for r in items],
+                indent=2,
+                default=str,
+            )
+        )
+        return
+    if not items:
+        console.print(f"no runs under {root} (start one with `slr run --preset demo`)")
+        return
+    console.print(tables.runs_table(items))
+
+
+def show(
+    ref: RunArg,
+    runs_dir: RunsDirOpt = None,
+    all_classes: Annotated[
+        bool, typer.Option("--all", help="Every class, not just the worst 15.")
+    ] = False,
+    split: Annotated[str, typer.Option("--split", help="Split for the per-class table.")] = "test",
+) -> None:
+    """A run's summary, epochs, results, per-class table (worst first) and best thresholds."""
+    from engine import evaluate  # numpy/sklearn only
+
+    if split not in ("val", "test"):
+        raise fail(f"--split must be val or test, not '{split}'")
+    r = run_ref(ref, runs_dir)
+    m = r.meta
+    lines = [
+        f"status      {r.status}" + (f"  ({m.get('stop_reason')})" if m.get("stop_reason") else ""),
+        f"preset      {r.preset}    dataset {r.dataset}    model {r.config().get('model', {}).get('name', '-')}",
+        f"epoch       {r.epoch}/{r.max_epochs}    best {m.get('monitor', 'val_acc')} {tables.fmt(r.best_metric)} (epoch {m.get('best_epoch', '-')})",
+        f"started     {tables.when(r.started)}    duration {runs.format_duration(r.duration_s)}    device {m.get('device', '-')} x{m.get('world_size', 1)}",
+        f"folder      {r.path}",
+    ]
+    if m.get("error"):
+        lines.append(f"[red]error       {m['error']}[/]")
+    console.print(Panel("\n".join(lines), title=r.id, expand=False))
+    rows = r.metrics()
+    if any(x.get("kind") == "epoch" for x in rows):
+        console.print(tables.epochs_table(rows))
+    report = r.report()
+    if not report:
+        console.print("no evaluation yet (eval/ is written when the run finishes)")
+        return
+    console.print(tables.results_table(report))
+    per_class = evaluate.read_per_class(r.path / runs.EVAL_DIR, split)
+    if not per_class and split == "test":
+        split = "val"
+        per_class = evaluate.read_per_class(r.path / runs.EVAL_DIR, split)
+    if per_class:
+        t = tables.per_class_table(per_class, None if all_classes else 15)
+        t.title = f"{t.title} [{split}]"
+        console.print(t)
+    if report.get("calibration"):
+        console.print(tables.calibration_table(report["calibration"]))
+    best = report.get("best_threshold") or {}
+    if best:
+        for s, row in best.items():
+            if row:
+                note = "" if s == "val" else "  (for reference: choose on val)"
+                console.print(
+                    f"best threshold on {s}{note}: {row['threshold']:.2f}  F1 {tables.fmt(row.get('f1'), 3)}  "
+                    f"precision {tables.fmt(row.get('precision'), 3)}  recall {tables.fmt(row.get('recall'), 3)}"
+                )
+    picked = runs.read_json(r.path / runs.THRESHOLD_JSON)
+    if picked:
+        console.print(
+            f"picked threshold: {picked['threshold']:.2f} ({picked.get('rule', 'manual')})"
+        )
+
+
+def compare(
+    refs: Annotated[list[str], typer.Argument(metavar="RUN...", help="Two or more runs.")],
+    runs_dir: RunsDirOpt = None,
+) -> None:
+    """Runs side by side: summary metrics (best marked) and only the config keys that differ."""
+    if len(refs) < 2:
+        raise fail("give two or more runs to compare")
+    items = [run_ref(x, runs_dir) for x in refs]
+    console.print(tables.compare_table(items))
+    diff = tables.config_diff(items)
+    if diff:
+        console.print(tables.config_diff_table(items))
+    else:
+        console.print("the runs' configs are identical")
+
+
+def thresholds(
+    ref: RunArg,
+    runs_dir: RunsDirOpt = None,
+    split: Annotated[
+        str, typer.Option("--split", help="val or test: which sweep to print.")
+    ] = "val",
+    pick: Annotated[
+        str | None,
+        typer.Option(
+            "--pick", help="best-f1 (chosen on val) or a value in [0, 1]; writes threshold.json."
+        ),
+    ] = None,
+    step: Annotated[float, typer.Option("--step", help="Sweep step.")] = 0.05,
+) -> None:
+    """Print the threshold sweep of a run's predictions; --pick writes threshold.json."""
+    from engine import evaluate
+
+    if split not in ("val", "test"):
+        raise fail("--split must be val or test")
+    if not MIN_THRESHOLD_STEP <= step <= 1:  # also NaN; a tiny step would sweep for ever
+        raise fail(f"--step must be between {MIN_THRESHOLD_STEP:g} and 1, not {step:g}")
+    r = run_ref(ref, runs_dir)
+    eval_dir = r.path / runs.EVAL_DIR
+    try:
+        ids, y, probs, names = evaluate.load_predictions(eval_dir, split)
+    except (OSError, KeyError, ValueError):
+        raise fail(f"run {r.id} has no {split} predictions yet (eval/predictions.npz)") from None
+    if probs.ndim != 2 or probs.shape[1] < 2 or len(probs) != len(y):
+        raise fail(f"run {r.id}: {eval_dir / 'predictions.npz'} is damaged ({split} probabilities)")
+    task = "binary" if probs.shape[1] == 2 else "multiclass"
+    grid = evaluate.default_thresholds(step, max(step, 1.0 - step), step)
+    rows = evaluate.threshold_sweep(y, probs, grid)
+    picked = None
+    if pick is not None:
+        try:
+            _, yv, pv, _ = evaluate.load_predictions(eval_dir, "val")
+        except (OSError, KeyError, ValueError):
+            raise fail(f"run {r.id} has no val predictions to pick a threshold on") from None
+        if pick == "best-f1":
+            best = evaluate.best_threshold(evaluate.threshold_sweep(yv, pv, grid), "f1")
+            if best is None:
+                raise fail(f"run {r.id}: no threshold gives an F1 on val (is the val split empty?)")
+            value, rule = best["threshold"], "best-f1 on val"
+        else:
+            try:
+                value = float(pick)
+            except ValueError:
+                raise fail(f"--pick takes best-f1 or a number in [0, 1], not '{pick}'") from None
+            if not 0.0 <= value <= 1.0:
+                raise fail(f"--pick {value}: a threshold must be in [0, 1]")
+            rule = "manual"
+        try:
+            picked = evaluate.write_threshold(r.path, value, rule)
+        except OSError as exc:
+            raise fail(runs.os_error_line(exc, r.path / runs.THRESHOLD_JSON)) from None
+    title = f"{r.id}: {split} threshold sweep ({task}" + (
+        ", by max probability)" if task != "binary" else ", positive = class 1)"
+    )
+    console.print(title)
+    console.print(tables.threshold_table(rows, task, mark=picked["threshold"] if picked else None))
+    if picked:
+        figs = "  ".join(
+            f"{s}: F1 {tables.fmt(picked[s].get('f1'), 3)} acc {tables.fmt(picked[s].get('accuracy'), 3)}"
+            for s in ("val", "test")
+            if picked.get(s)
+        )
+        console.print(f"[green]threshold {picked['threshold']:.2f}[/] ({picked['rule']})  {figs}")
+        console.print(f"wrote {r.path / runs.THRESHOLD_JSON}")

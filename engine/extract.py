@@ -30,14 +30,10 @@ worker, results as they finish; with one worker everything runs in this process.
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-import json
 import multiprocessing
 import signal
 import threading
 import time
-import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -45,18 +41,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from engine.data import landmark_cache as lc
+from engine.data.landmark_cache import FACE_POINTS, PARTS
 from engine.errors import DataError
 from engine.holistic import (
-    FACE_POINTS,
-    PARTS,
-    SHAPES,
-    TMP_SUFFIX,
     ExtractError,
     Extractor,
     ExtractSettings,
     Job,
     VideoResult,
-    atomic_write,
     ensure_pose_model,
     init_worker,
     require_mediapipe,
@@ -150,68 +143,21 @@ def safe_id(sid: str) -> str:
     return "/".join(parts) or "_"
 
 
-def npz_path(out: Path, sid: str) -> Path:
-    return out / "landmarks" / f"{sid}.npz"
-
-
-def cached_frames(path: Path, face_points: int) -> int | None:
-    """Frames in a finished npz; None when it is absent, unreadable or incomplete."""
-    from engine.data.landmarks import npz_shapes
-
-    if not path.is_file():
-        return None
-    try:
-        shapes = npz_shapes(path)
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
-        return None
-    t = shapes.get("frame_indices")
-    if t is None or len(t) != 1 or t[0] < 1 or "fps" not in shapes:
-        return None
-    want = {**SHAPES, "face": (face_points, 3)}
-    if any(shapes.get(p) != (t[0], *tail) for p, tail in want.items()):
-        return None
-    return int(t[0])
-
-
-def remove_temp_files(out: Path) -> int:
-    """Delete the temp files a killed run left in ``landmarks/``; returns how many."""
-    n = 0
-    folder = out / "landmarks"
-    if folder.is_dir():
-        for f in folder.rglob(f".*{TMP_SUFFIX}"):
-            with contextlib.suppress(OSError):
-                f.unlink()
-                n += 1
-    return n
-
-
-def _read_meta(out: Path) -> dict[str, Any] | None:
-    try:
-        meta = json.loads((out / "dataset.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return meta if isinstance(meta, dict) else None
-
-
 def check_out(out: Path, settings: ExtractSettings) -> None:
     """``out`` must be new, empty, or a cache of this extractor with the same settings."""
     if out.exists() and not out.is_dir():
         raise ExtractError(f"--out {out} is a file; give a folder for the landmark cache")
     if not out.is_dir() or not any(p.name != LOCK for p in out.iterdir()):
         return
-    meta = _read_meta(out)
-    if (
-        meta is None
-        or meta.get("format") != "slr-landmarks"
-        or (meta.get("generator") or {}).get("name") != GENERATOR_NAME
-    ):
+    meta = lc.read_dataset_json(out)
+    if meta is None or (meta.get("generator") or {}).get("name") != GENERATOR_NAME:
         raise ExtractError(
             f"{out} is not empty and is no landmark cache of slr extract (no dataset.json of "
             "mediapipe-holistic); give a new or empty folder as --out"
         )
     old, new = meta.get("extraction") or {}, settings.to_json()
     diff = [f"{k} {old.get(k)!r} there, {v!r} here" for k, v in new.items() if old.get(k) != v]
-    if diff and any((out / "landmarks").rglob("*.npz")):
+    if diff and any((out / lc.LANDMARKS).rglob("*.npz")):
         raise ExtractError(
             f"{out} holds landmarks extracted with other settings ({'; '.join(diff)}); "
             "use the same settings to resume, or another --out"
@@ -238,20 +184,8 @@ def _locked(out: Path) -> Iterator[None]:
 
 def write_manifest(out: Path, jobs: Sequence[Job], frames: dict[str, int]) -> int:
     """Rewrite ``manifest.csv`` (atomically) with the finished jobs; returns the rows."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["id", "label", "split", "signer", "frames"])
-    n = 0
-    for j in jobs:
-        if j.id in frames:
-            w.writerow([j.id, j.label, j.split, j.signer, frames[j.id]])
-            n += 1
-    _write_text(out / "manifest.csv", buf.getvalue())
-    return n
-
-
-def _write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda fh: fh.write(text.encode()))
+    rows = ((j.id, j.label, j.split, j.signer, frames[j.id]) for j in jobs if j.id in frames)
+    return lc.write_manifest(out, rows)
 
 
 # --------------------------------------------------------------------------- the dataset
@@ -371,7 +305,7 @@ def extract(
             Job(
                 sid,
                 str(r.path),
-                str(npz_path(out, sid)),
+                str(lc.npz_path(out, sid)),
                 names[r.label],
                 r.split,
                 signers.get(r.id, ""),
@@ -381,8 +315,6 @@ def extract(
         )
 
     meta = {
-        "format": "slr-landmarks",
-        "version": 1,
         "generator": {
             "name": GENERATOR_NAME,
             "version": version,
@@ -393,20 +325,15 @@ def extract(
         "extraction": settings.to_json(),
         "selection": {"max_glosses": max_glosses, "samples_per_gloss": samples_per_gloss},
         "source": {"source": cfg.data.source, "root": str(root), **source_info},
-        "parts": {
-            "pose": [33, 4],
-            "left_hand": [21, 3],
-            "right_hand": [21, 3],
-            "face": [settings.face_points, 3],
-        },
+        "parts": lc.parts_meta(settings.face_points),
         "face_indices": settings.to_json()["face_indices"],
     }
     out.mkdir(parents=True, exist_ok=True)
     with _locked(out):
-        cleaned = remove_temp_files(out)
+        cleaned = lc.remove_temp_files(out)
         done: dict[str, int] = {}
         for j in jobs:
-            frames = cached_frames(Path(j.out), settings.face_points)
+            frames = lc.complete_frames(Path(j.out), settings.face_points)
             if frames is not None:
                 done[j.id] = frames
         skipped = len(done)
@@ -414,10 +341,9 @@ def extract(
 
         def save() -> int:
             stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            _write_text(out / "classes.txt", "\n".join(class_names) + "\n")
+            lc.write_classes(out, class_names)
             n = write_manifest(out, jobs, done)
-            text = json.dumps({**meta, "samples": n, "updated": stamp}, indent=2) + "\n"
-            _write_text(out / "dataset.json", text)
+            lc.write_dataset_json(out, {**meta, "samples": n, "updated": stamp})
             return n
 
         save()
@@ -590,7 +516,6 @@ __all__ = [
     "DataError",
     "ExtractError",
     "ExtractSettings",
-    "cached_frames",
     "ensure_pose_model",
     "extract",
     "select",

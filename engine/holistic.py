@@ -21,28 +21,25 @@ import importlib.util
 import os
 import shutil
 import signal
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from engine.data.decode import open_video
+from engine.data.landmark_cache import FACE_POINTS, PARTS, SHAPES, write_npz
+from engine.runs import atomic_write_file
 
 MEDIAPIPE_VERSION = "0.10.21"
-FACE_POINTS = 468
-PARTS = ("pose", "left_hand", "right_hand", "face")
-SHAPES = {"pose": (33, 4), "left_hand": (21, 3), "right_hand": (21, 3)}
 POSE_MODELS = {
     0: "pose_landmark_lite.tflite",
     1: "pose_landmark_full.tflite",
     2: "pose_landmark_heavy.tflite",
 }
 MODEL_URL = "https://storage.googleapis.com/mediapipe-assets/"
-TMP_SUFFIX = ".tmp"
 CHUNK = 32  # frames decoded at a time
 
 
@@ -154,7 +151,7 @@ def ensure_pose_model(
         return target
     try:
         with open(src, "rb") as inp:
-            atomic_write(target, lambda out: shutil.copyfileobj(inp, out))
+            atomic_write_file(target, lambda out: shutil.copyfileobj(inp, out))
     except OSError as exc:
         raise ExtractError(
             f"cannot copy {src} into the mediapipe package ({exc.strerror or exc}); "
@@ -220,34 +217,6 @@ def prepare_frame(
     frame = np.ascontiguousarray(frame)
     frame.flags.writeable = False  # MediaPipe then reads it in place
     return frame
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write ``path`` atomically: ``write`` fills a temp file in the same folder (flushed
-    to disk), which then replaces ``path``; the file gets the usual permissions."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-            os.fchmod(fh.fileno(), 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write a (compressed) npz atomically."""
-    atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
 
 
 class Extractor:
@@ -323,7 +292,7 @@ class Extractor:
         t0 = time.perf_counter()
         try:
             arrays, result = self.landmarks(job)
-            write_npz(Path(job.out), arrays)
+            write_npz(Path(job.out), arrays)  # compressed, atomic
         except Exception as exc:  # noqa: BLE001 - one bad video never stops the others
             return VideoResult(job.id, error=first_line(exc), seconds=time.perf_counter() - t0)
         result.seconds = time.perf_counter() - t0

@@ -158,6 +158,20 @@ def engine_command(
     return [sys.executable, *args]
 
 
+def _popen(cmd: list[str], logf, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """An engine process: its own session (a Ctrl-C in the terminal is ours to forward),
+    output into ``logf``, unbuffered."""
+    return subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=logf,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=dict(env if env is not None else os.environ, PYTHONUNBUFFERED="1"),
+        cwd=os.getcwd(),
+    )
+
+
 def spawn(
     run_dir: Path,
     *,
@@ -196,20 +210,11 @@ def spawn(
     block = procs == 1  # torchrun must keep its own signals: it forwards them to the ranks
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS) if block else None
     try:
-        env = dict(env if env is not None else os.environ, PYTHONUNBUFFERED="1")
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=logf,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env=env,
-            cwd=os.getcwd(),
-        )
+        proc = _popen(cmd, logf, env)
     except BaseException:
-        if before:  # nothing started: the run is as it was
+        if before:  # nothing started: the run is as it was (restored byte for byte)
             with contextlib.suppress(OSError):
-                runs.write_run_json(run_dir / runs.RUN_JSON, before)
+                runs.atomic_write_json(run_dir / runs.RUN_JSON, before)
         raise
     finally:
         if old_mask is not None:
@@ -504,15 +509,7 @@ def _start_job(
         raise _write_error(exc, d, f"write the {kind} job folder") from None
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=logf,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
-            cwd=os.getcwd(),
-        )
+        proc = _popen(cmd, logf)
     except BaseException:
         if temporary:
             shutil.rmtree(d, ignore_errors=True)

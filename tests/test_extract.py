@@ -15,12 +15,12 @@ import typer
 from typer.testing import CliRunner
 
 from engine import config as cfgmod
+from engine.data.landmark_cache import complete_frames
 from engine.data.landmarks import build_from_root
 from engine.data.video_records import VideoRecord
 from engine.extract import (
     ExtractError,
     ExtractSettings,
-    cached_frames,
     ensure_pose_model,
     extract,
     select,
@@ -148,7 +148,7 @@ def test_an_interrupted_extraction_resumes(videos, tmp_path):
     damaged = out / "landmarks" / "val" / "nod" / "clip0.npz"
     damaged.parent.mkdir(parents=True, exist_ok=True)
     damaged.write_bytes(b"not an npz")
-    assert cached_frames(damaged, 468) is None
+    assert complete_frames(damaged, 468) is None
 
     res = invoke(
         "--set", "data.source=video_folder", "--data-root", videos, "--out", out, "--workers", 2
@@ -157,10 +157,10 @@ def test_an_interrupted_extraction_resumes(videos, tmp_path):
     assert "1 already in the cache, 4 to extract" in res.text
     assert f"next: slr run --preset phase1-ctc20 --set data.root={out}" in res.text
     assert first_npz.stat().st_mtime_ns == stamp  # not extracted again
-    assert not leftover.exists() and cached_frames(damaged, 468) == FRAMES
+    assert not leftover.exists() and complete_frames(damaged, 468) == FRAMES
     assert len(manifest_ids(out)) == 5
     for sid in manifest_ids(out):
-        assert cached_frames(out / "landmarks" / f"{sid}.npz", 468) == FRAMES
+        assert complete_frames(out / "landmarks" / f"{sid}.npz", 468) == FRAMES
     build_from_root(out, cfgmod.resolve(preset="phase1-ctc20", sets=[f"data.root={out}"]))
 
 

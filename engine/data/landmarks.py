@@ -1,12 +1,6 @@
-"""The landmark source: a folder of MediaPipe-Holistic-shaped landmark sequences.
-
-Layout (written by :mod:`engine.data.synthetic` and the MediaPipe extractor)::
-
-    root/manifest.csv          id,label,split,signer,frames   (label: class name; split: train/val/test)
-    root/classes.txt           one class name a line, in class-index order
-    root/landmarks/<id>.npz    pose (T,33,4), left_hand (T,21,3), right_hand (T,21,3), face (T,F,3),
-                               float32, NaN where not detected; fps; frame_indices (T,)
-    root/dataset.json          {"format": "slr-landmarks", "version": 1, "generator": ..., ...}
+"""The landmark source: a folder of MediaPipe-Holistic-shaped landmark sequences, in the
+format :mod:`engine.data.landmark_cache` defines (written by ``slr extract`` and the
+synthetic source).
 
 Each item is ``{"x": (T, D) float32}``: for every part in ``data.parts`` the x, y (and z
 with ``data.use_z``) of its points, flattened per frame, then one presence flag per part
@@ -17,7 +11,6 @@ frames where both shoulders are present).
 
 from __future__ import annotations
 
-import csv
 import logging
 import zipfile
 from dataclasses import dataclass
@@ -28,6 +21,15 @@ import numpy as np
 
 from engine.config import LandmarkOptions
 from engine.data.dataset import SampleDataset
+from engine.data.landmark_cache import (  # noqa: F401 - Manifest, read_manifest: this source's API
+    POINTS,
+    SPLITS,
+    Manifest,
+    load_npz,
+    npz_path,
+    npz_shapes,
+    read_manifest,
+)
 from engine.errors import DataError
 
 if TYPE_CHECKING:
@@ -43,22 +45,11 @@ class LandmarksData(LandmarkOptions):
     source: Literal["landmarks"] = "landmarks"
 
 
-POINTS = {"pose": 33, "left_hand": 21, "right_hand": 21, "face": None}  # None: any count
-SPLITS = ("train", "val", "test")
-REQUIRED_COLUMNS = ("id", "label", "split")
 # MediaPipe pose: left/right pairs swapped by a mirror.
 _PAIRS = [(1, 4), (2, 5), (3, 6), (7, 8), (9, 10)] + [(i, i + 1) for i in range(11, 33, 2)]
 POSE_MIRROR = np.arange(33)
 for _a, _b in _PAIRS:
     POSE_MIRROR[_a], POSE_MIRROR[_b] = _b, _a
-
-
-@dataclass(frozen=True)
-class Manifest:
-    ids: list[str]
-    labels: list[int]
-    splits: list[str]
-    class_names: list[str]
 
 
 @dataclass(frozen=True)
@@ -81,69 +72,7 @@ class FeatureSpec:
         return sum(p * self.coords for p in self.points) + len(self.parts)
 
 
-# --------------------------------------------------------------------------- manifest
-
-
-def read_manifest(root: Path) -> Manifest:
-    """Read and check ``manifest.csv`` and ``classes.txt`` (DataError on any problem)."""
-    man, cls = root / "manifest.csv", root / "classes.txt"
-    for f in (man, cls):
-        if not f.is_file():
-            raise DataError(
-                f"{f} not found; a landmark folder holds manifest.csv, classes.txt and landmarks/<id>.npz"
-            )
-    names = [line.strip() for line in cls.read_text().splitlines() if line.strip()]
-    if not names:
-        raise DataError(f"{cls} lists no classes")
-    if len(set(names)) != len(names):
-        raise DataError(f"{cls} lists a class twice")
-    index = {n: i for i, n in enumerate(names)}
-    ids: list[str] = []
-    labels: list[int] = []
-    splits: list[str] = []
-    with open(man, newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(
-                f"{man}: missing column(s) {', '.join(missing)}; expected id,label,split,signer,frames"
-            )
-        for line, row in enumerate(reader, 2):
-            sid, label, split = (str(row[c] or "").strip() for c in REQUIRED_COLUMNS)
-            if not sid:
-                raise DataError(f"{man} line {line}: empty id")
-            if label not in index:
-                raise DataError(f"{man} line {line}: label '{label}' is not in classes.txt")
-            if split not in SPLITS:
-                raise DataError(
-                    f"{man} line {line}: split '{split}' is not one of train, val, test"
-                )
-            ids.append(sid)
-            labels.append(index[label])
-            splits.append(split)
-    if not ids:
-        raise DataError(f"{man} has no samples")
-    if len(set(ids)) != len(ids):
-        raise DataError(f"{man}: an id appears twice")
-    return Manifest(ids, labels, splits, names)
-
-
-def npz_shapes(path: Path) -> dict[str, tuple[int, ...]]:
-    """Array shapes in an npz from the headers only (cheap); raises on an unreadable file."""
-    shapes = {}
-    with zipfile.ZipFile(path) as zf:
-        for name in zf.namelist():
-            if not name.endswith(".npy"):
-                continue
-            with zf.open(name) as fh:
-                version = np.lib.format.read_magic(fh)
-                read = (
-                    np.lib.format.read_array_header_1_0
-                    if version == (1, 0)
-                    else np.lib.format.read_array_header_2_0
-                )
-                shapes[name[:-4]] = tuple(read(fh)[0])
-    return shapes
+# --------------------------------------------------------------------------- checks
 
 
 def _check(shapes: dict[str, tuple[int, ...]], parts: tuple[str, ...], coords: int) -> str | None:
@@ -253,11 +182,6 @@ def features(
     return x.astype(np.float32)
 
 
-def load_npz(path: Path, parts: tuple[str, ...]) -> dict[str, np.ndarray]:
-    with np.load(path) as z:
-        return {p: np.asarray(z[p], dtype=np.float32) for p in parts if p in z.files}
-
-
 # --------------------------------------------------------------------------- dataset & bundle
 
 
@@ -307,7 +231,7 @@ def build_from_root(root: str | Path, cfg: RunConfig) -> DataBundle:
     skipped: list[str] = []
     face_points: int | None = None
     for i, sid in enumerate(man.ids):
-        path = root / "landmarks" / f"{sid}.npz"
+        path = npz_path(root, sid)
         if not path.is_file():
             counts["missing"] += 1
             skipped.append(f"{sid}: missing")
@@ -347,7 +271,7 @@ def build_from_root(root: str | Path, cfg: RunConfig) -> DataBundle:
     def dataset(split: str, augment: bool) -> LandmarkDataset:
         rows = keep[split]
         return LandmarkDataset(
-            [root / "landmarks" / f"{man.ids[i]}.npz" for i in rows],
+            [npz_path(root, man.ids[i]) for i in rows],
             [man.ids[i] for i in rows],
             [man.labels[i] for i in rows],
             spec,

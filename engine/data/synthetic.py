@@ -15,7 +15,6 @@ samples for ``c = 0`` and the fewest for the last class (linearly in between).
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -30,6 +29,7 @@ import numpy as np
 from pydantic import Field
 
 from engine.config import LandmarkOptions, SyntheticConfig
+from engine.data import landmark_cache as lc
 from engine.errors import DataError
 
 if TYPE_CHECKING:
@@ -389,55 +389,43 @@ def _plan(cfg: SyntheticConfig) -> list[tuple[str, int, int, str]]:
 
 
 def _matches(root: Path, cfg: SyntheticConfig) -> bool:
-    try:
-        meta = json.loads((root / "dataset.json").read_text())
-    except (OSError, ValueError):
-        return False
+    meta = lc.read_dataset_json(root)
     return (
-        isinstance(meta, dict)
+        meta is not None
         and meta.get("generator") == GENERATOR
         and meta.get("settings") == cfg.model_dump(mode="json")
-        and (root / "manifest.csv").is_file()
-        and (root / "classes.txt").is_file()
+        and (root / lc.MANIFEST).is_file()
+        and (root / lc.CLASSES).is_file()
     )
 
 
 def _write(cfg: SyntheticConfig, out: Path, progress: Callable[[int, int], None] | None) -> None:
+    """Fill ``out`` (a temp folder that :func:`generate` renames into place)."""
     signs = _signs(cfg)
     signers = [_signer(cfg.seed, j) for j in range(cfg.num_signers)]
     plan = _plan(cfg)
-    (out / "landmarks").mkdir(parents=True)
     rows = []
     for done, (sid, c, i, split) in enumerate(plan, 1):
         r = np.random.default_rng([cfg.seed, 4, c, i])
         who = int(r.integers(cfg.num_signers))
         frames = int(r.integers(cfg.min_frames, cfg.max_frames + 1))
         arrays = _sample(signs[c], signers[who], frames, cfg, r)
-        np.savez(
-            out / "landmarks" / f"{sid}.npz",
-            **arrays,
-            fps=np.float32(FPS),
-            frame_indices=np.arange(frames, dtype=np.int64),
-        )
+        arrays.update(fps=np.float32(FPS), frame_indices=np.arange(frames, dtype=np.int64))
+        lc.write_npz(lc.npz_path(out, sid), arrays, compress=False, atomic=False)
         rows.append((sid, class_names(cfg.num_classes)[c], split, who, frames))
         if progress:
             progress(done, len(plan))
-    with open(out / "manifest.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["id", "label", "split", "signer", "frames"])
-        w.writerows(rows)
-    (out / "classes.txt").write_text("\n".join(class_names(cfg.num_classes)) + "\n")
+    lc.write_manifest(out, rows)
+    lc.write_classes(out, class_names(cfg.num_classes))
     meta = {
-        "format": "slr-landmarks",
-        "version": 1,
         "generator": GENERATOR,
         "settings": cfg.model_dump(mode="json"),
         "fps": FPS,
-        "parts": {"pose": [33, 4], "left_hand": [21, 3], "right_hand": [21, 3], "face": [27, 3]},
+        "parts": lc.parts_meta(len(FACE_INDICES)),
         "face_indices": FACE_INDICES,
         "samples": len(rows),
     }
-    (out / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
+    lc.write_dataset_json(out, meta)
 
 
 def _replaceable(root: Path) -> bool:
@@ -448,11 +436,9 @@ def _replaceable(root: Path) -> bool:
         return False
     if not any(root.iterdir()):
         return True
-    try:
-        meta = json.loads((root / "dataset.json").read_text())
-        return meta.get("generator", {}).get("name") == GENERATOR["name"]
-    except (OSError, ValueError, AttributeError):
-        return False
+    meta = lc.read_dataset_json(root) or {}
+    generator = meta.get("generator")
+    return isinstance(generator, dict) and generator.get("name") == GENERATOR["name"]
 
 
 def generate(

@@ -10,7 +10,6 @@ job folder (see :mod:`engine.jobs`): :func:`follow` tails its progress rows, and
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import shutil
 import signal
@@ -37,38 +36,20 @@ EXTRACT_JOB_SUFFIX = ".extract-job"
 LOG_TAIL_BYTES = 4096  # how much of a job's log is read for the line a dead job left
 
 
-def check_available(cfg: RunConfig) -> None:
-    """Raise ConfigError (one line) when the config needs a data source or model that this
-    version does not have yet, or a dataset root that is not there, before any run folder
-    is made. Reads the catalog; imports no torch."""
+def check_data_root(cfg: RunConfig) -> None:
+    """Raise ConfigError (one line) when the config's data source needs a dataset root that
+    is not given or not there, before any run folder is made. (A validated config names a
+    source and a model of the catalog.) Imports no torch."""
     src = cfg.data.source
-    if src not in catalog.SOURCES:
+    if catalog.SOURCES[src].root_hint is None:
+        return
+    what = catalog.root_hint(src)
+    if not cfg.data.root:
         raise ConfigError(
-            f"unknown data source '{src}'; available: {', '.join(catalog.source_names())}"
+            f"'{cfg.name}' needs a dataset root: pass --data-root PATH ({what}), or set data.root"
         )
-    if importlib.util.find_spec(catalog.SOURCES[src].module) is None:
-        raise ConfigError(
-            f"preset '{cfg.name}': the '{src}' data source is not available yet in this version "
-            "of slr-tui (it lands with WLASL/VideoMAE support)"
-        )
-    if catalog.SOURCES[src].root_hint is not None:
-        what = catalog.root_hint(src)
-        if not cfg.data.root:
-            raise ConfigError(
-                f"'{cfg.name}' needs a dataset root: pass --data-root PATH ({what}), "
-                "or set data.root"
-            )
-        if not Path(cfg.data.root).expanduser().exists():
-            raise ConfigError(f"data root {cfg.data.root} does not exist ({what})")
-    name = cfg.model.name.lower()
-    if name not in catalog.MODELS:
-        raise ConfigError(
-            f"unknown model '{cfg.model.name}'; available: {', '.join(catalog.model_names())}"
-        )
-    if importlib.util.find_spec(catalog.MODELS[name].module) is None:
-        raise ConfigError(
-            f"preset '{cfg.name}': the '{name}' model is not available yet in this version of slr-tui"
-        )
+    if not Path(cfg.data.root).expanduser().exists():
+        raise ConfigError(f"data root {cfg.data.root} does not exist ({what})")
 
 
 def _write_error(exc: OSError, path: Path, what: str) -> runs.WriteError:
@@ -248,10 +229,10 @@ def start_run(
     env: dict[str, str] | None = None,
 ) -> RunHandle:
     """Start a new training run, the one way the CLI (``slr run``), the TUI's new-run
-    screen and sweeps do it: check that the config can run here (:func:`check_available`,
+    screen and sweeps do it: check that the config can run here (:func:`check_data_root`,
     ConfigError), make its run folder (:func:`prepare_run`, WriteError on a full disk),
     start the engine (:func:`spawn`)."""
-    check_available(cfg)
+    check_data_root(cfg)
     run_dir = prepare_run(cfg, runs_root, tags)
     return RunHandle(run_dir, spawn(run_dir, init_checkpoint=init_checkpoint, procs=procs, env=env))
 

@@ -86,7 +86,7 @@ def plan(
         cfg = cfgmod.resolve(
             preset=preset, config_file=config_file, sets=[*sets, *combo], extra=extra
         )
-        launch.check_available(cfg)
+        launch.check_data_root(cfg)
         sweep.members.append(SweepRun(sets=combo, cfg=cfg))
     return sweep
 

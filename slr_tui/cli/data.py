@@ -40,7 +40,7 @@ def check(
     class (min/mean/max), imbalance ratio, classes with no training video."""
     cfg = resolve_config(preset, config, sets, data_root)
     try:
-        launch.check_available(cfg)
+        launch.check_data_root(cfg)
     except ConfigError as exc:
         raise fail(str(exc)) from None
     job = launch.start_check(cfg)

@@ -376,7 +376,7 @@ class NewRunScreen(Screen):
             return
         text = yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=None, width=88)
         try:
-            launch.check_available(cfg)
+            launch.check_data_root(cfg)
             err = None
         except ConfigError as exc:
             err = str(exc)
@@ -418,7 +418,7 @@ class NewRunScreen(Screen):
         preset, root, sets = key
         try:
             cfg = cfgmod.resolve(preset=preset, sets=list(sets), extra={"data": {"root": root}})
-            launch.check_available(cfg)
+            launch.check_data_root(cfg)
             job = launch.start_check(cfg)
         except (ConfigError, OSError) as exc:
             self.post_message(self.DataChecked(key, None, str(exc)))

@@ -126,6 +126,12 @@ class LandmarkOptions(DataOptions):
     rotate_deg: float = Field(8.0, ge=0, description="Augment: max in-plane rotation (degrees).")
     scale_range: tuple[float, float] = Field((0.9, 1.1), description="Augment: scale range.")
     mirror: bool = Field(False, description="Augment: mirror x and swap hands (off: handedness).")
+    cache_mb: int = Field(
+        1024,
+        ge=0,
+        description="MiB of decoded samples each split keeps in memory, per process: a file "
+        "is read once per run and augmentation runs on the cached arrays (0: read every time).",
+    )
 
 
 class VideoOptions(DataOptions):

@@ -119,7 +119,7 @@ def test_missing_and_corrupt_files_are_skipped(tmp_path: Path) -> None:
     (lm / f"{ids[2]}.npz").write_bytes(data[: len(data) // 2])  # truncated
     with np.load(lm / f"{ids[3]}.npz") as z:  # lacks a part
         np.savez(lm / f"{ids[3]}.npz", **{k: z[k] for k in z.files if k != "face"})
-    bundle = landmarks.build(config(root))
+    bundle = landmarks.build(config(root, cache_mb=0))  # re-read: see the breakage below
     assert bundle.info["missing"] == 1 and bundle.info["unreadable"] == 3
     assert bundle.info["per_split"]["train"] == len(ids) - 4
     assert not set(ids[:4]) & set(bundle.train.ids)
@@ -251,3 +251,32 @@ def test_items_are_read_lazily(tmp_path: Path, small_root: Path) -> None:
     shutil.move(small_root / "landmarks" / "s0.npz", moved)
     assert bundle.train[0]["x"].shape == (1, bundle.input_dim)
     assert bundle.train[1]["x"].shape[0] == 7
+
+
+def test_the_sample_cache_reads_each_file_once_and_changes_nothing(
+    small_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cached samples (decoded arrays for training, features for evaluation) equal uncached
+    reads, epoch after epoch, and each file is read once per dataset."""
+    uncached = landmarks.build(config(small_root, cache_mb=0, noise_std=0.05, mirror=True))
+    cached = landmarks.build(config(small_root, noise_std=0.05, mirror=True))
+    reads: list[str] = []
+    real = landmarks.load_npz
+
+    def counting(path, parts):
+        reads.append(Path(path).name)
+        assert len(set(parts)) == len(parts)  # each part once
+        return real(path, parts)
+
+    monkeypatch.setattr(landmarks, "load_npz", counting)
+    for epoch in (0, 1, 2):
+        for ds_c, ds_u in ((cached.train, uncached.train), (cached.val, uncached.val)):
+            for i in range(len(ds_c)):
+                key = (i, epoch) if ds_c.augment else i
+                np.testing.assert_array_equal(ds_c[key]["x"], ds_u[key]["x"])
+    train_reads = [n for n in reads if n in {"s0.npz", "s1.npz"}]
+    # the uncached datasets read every item every epoch; the cached ones once in all
+    assert len(train_reads) == 3 * 2 + 2
+    # a training epoch with a new draw still augments differently
+    assert not np.array_equal(cached.train[(0, 5)]["x"], cached.train[(0, 6)]["x"])
+    assert cached.train.cached_bytes > 0 and uncached.train.cached_bytes == 0

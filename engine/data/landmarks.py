@@ -186,7 +186,13 @@ def features(
 
 
 class LandmarkDataset(SampleDataset):
-    """Landmark sequences read lazily from ``<root>/landmarks/<id>.npz``."""
+    """Landmark sequences read lazily from ``<root>/landmarks/<id>.npz``.
+
+    What does not depend on the augmentation draw is computed once and kept in memory,
+    up to ``cache_bytes``: for an augmenting (training) split the decoded arrays, for an
+    evaluation split the finished features. So each file is read once per run (per
+    DataLoader worker), not once per epoch, and the samples are identical to uncached
+    reads (``tests/test_landmarks.py``). Beyond the budget, samples are read as before."""
 
     def __init__(
         self,
@@ -197,18 +203,39 @@ class LandmarkDataset(SampleDataset):
         *,
         augment: bool,
         seed: int,
+        cache_bytes: int = 0,
     ):
         super().__init__(ids, labels, augment=augment, seed=seed)
         self.paths = list(paths)
         self.spec = spec
         self.failures = 0
+        # each part once: pose and the hands are needed for centring even when unused
+        self.read_parts = tuple(dict.fromkeys(spec.parts + ("pose", "left_hand", "right_hand")))
+        self.cache_bytes = cache_bytes
+        self.cached_bytes = 0
+        self._cache: dict[int, Any] = {}
+
+    def _keep(self, index: int, value: Any, nbytes: int) -> None:
+        if self.cached_bytes + nbytes <= self.cache_bytes:
+            self._cache[index] = value
+            self.cached_bytes += nbytes
+
+    def _arrays(self, index: int) -> dict[str, np.ndarray]:
+        arrays = self._cache.get(index)
+        if arrays is None:
+            arrays = load_npz(self.paths[index], self.read_parts)
+            self._keep(index, arrays, sum(a.nbytes for a in arrays.values()))
+        return arrays
 
     def load(self, index: int, rng: np.random.Generator | None) -> dict[str, Any]:
+        if rng is None and not self.augment and index in self._cache:
+            return {"x": self._cache[index]}
         try:
-            arrays = load_npz(
-                self.paths[index], self.spec.parts + ("pose", "left_hand", "right_hand")
-            )
-            x = features(arrays, self.spec, rng)
+            if rng is None and not self.augment:  # evaluation: cache the features
+                x = features(load_npz(self.paths[index], self.read_parts), self.spec)
+                self._keep(index, x, x.nbytes)
+            else:  # features() copies before it augments: the cached arrays stay as read
+                x = features(self._arrays(index), self.spec, rng)
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             # checked when the bundle was built; a file that broke since gives an empty frame
             self.failures += 1
@@ -277,6 +304,7 @@ def build_from_root(root: str | Path, cfg: RunConfig) -> DataBundle:
             spec,
             augment=augment,
             seed=d.seed,
+            cache_bytes=d.cache_mb << 20,
         )
 
     info = {

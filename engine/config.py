@@ -36,15 +36,13 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from engine import catalog
+from engine.errors import ConfigError
 
 SECTIONS = ("data", "model", "optim", "training")
 
 
 MAX_BATCH = 65536  # a batch larger than this is a typo (1e12), not a plan
 
-
-class ConfigError(Exception):
-    """A bad preset, config file, key or value. The message is one line meant for people."""
 
 
 class Section(BaseModel):
@@ -287,6 +285,12 @@ class TrainingConfig(Section):
         None, description="Stop once the monitored metric reaches this value."
     )
     label_smoothing: float = Field(0.0, ge=0, lt=1)
+    num_beams: int = Field(
+        4, ge=1, description="Translation: beam width of the final evaluation's beam search."
+    )
+    num_examples: int = Field(
+        5, ge=0, description="Translation: example translations recorded per epoch."
+    )
     class_weighted: bool = Field(False, description="Cross-entropy weighted by 1/class count.")
     grad_clip: float | None = Field(None, gt=0, description="Max gradient norm (null: off).")
     seed: int = 42

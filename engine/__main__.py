@@ -1,8 +1,9 @@
-"""``python -m engine {train,check,extract,predict} ...``: every engine job, one subcommand each.
+"""``python -m engine {train,check,extract,predict,export} ...``: every engine job, one
+subcommand each.
 
-``train`` trains one run into a run folder; ``check``, ``extract`` and ``predict`` report
-through a result JSON and a progress JSONL (see :mod:`engine.jobs`). ``slr_tui.launch``
-starts them; ``python -m engine JOB --help`` lists each one's arguments.
+``train`` trains one run into a run folder; ``check``, ``extract``, ``predict`` and
+``export`` report through a result JSON and a progress JSONL (see :mod:`engine.jobs`).
+``slr_tui.launch`` starts them; ``python -m engine JOB --help`` lists each one's arguments.
 """
 
 from __future__ import annotations
@@ -113,12 +114,27 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--model-file", help="pose_landmark_lite/heavy.tflite for complexity 0/2")
     ex.add_argument("--limit", type=int, help="extract at most N videos this run")
     ex.add_argument("--face-indices", help="face mesh points to keep, e.g. 0,13,14 (or all)")
+    ex.add_argument("--rois", action="store_true", help="face/hand crops into an ROI cache")
+    ex.add_argument("--roi-size", type=int, help="side of the ROI crops in pixels (112)")
+    ex.add_argument("--roi-margin", type=float, help="box margin, a share of its side (0.2)")
+    ex.add_argument("--roi-hold", type=int, help="frames a lost hand keeps its box (4)")
 
     pr = sub.add_parser("predict", help="classify recordings with a trained run")
     pr.add_argument("--run-dir", required=True, help="the trained run (its config.json, best.pt)")
     pr.add_argument("--out", required=True, help="the prediction JSON to write")
     pr.add_argument("--progress", help=progress)
     pr.add_argument("files", nargs="+", help="recordings (CSV, one row per frame)")
+
+    xp = sub.add_parser("export", help="a trained run as ONNX, checked against PyTorch")
+    xp.add_argument("--run-dir", required=True, help="the trained run (its config.json, best.pt)")
+    xp.add_argument("--onnx", help="the ONNX file to write (default RUN/export/NAME.onnx)")
+    xp.add_argument("--out", required=True, help="the result JSON to write")
+    xp.add_argument("--progress", help=progress)
+    xp.add_argument("--atol", type=float, help="max abs difference x max(1, output scale)")
+    xp.add_argument("--batches", type=int, help="real batches of val/test to compare on (3)")
+    xp.add_argument("--batch-size", type=int, help="samples in the traced example batch")
+    xp.add_argument("--opset", type=int, help="ONNX opset (18)")
+    xp.add_argument("--exporter", choices=("auto", "torchscript", "dynamo"), default="auto")
     return parser
 
 

@@ -23,6 +23,15 @@ the start, every half minute and at the end (also after Ctrl-C), so an interrupt
 leaves a valid cache. One cache holds one set of extraction settings; a lock file keeps a
 second extraction out of it.
 
+With ``rois`` on (``slr extract --rois``) the same Holistic pass writes an ROI cache
+instead, the layout of :mod:`engine.data.roi_cache` (``OUT/rois/<id>.npz`` with ``face``,
+``hand_left``, ``hand_right`` crops (T, S, S, 3) uint8, their masks, ``pose`` (T, 33, 3),
+``frame_indices``, ``fps``; ``OUT/manifest.csv`` id,frames,label,split,signer;
+``OUT/dataset.json`` of format ``slr-rois``); the boxes are made as :mod:`engine.rois`
+says. Instead, not besides: the crops are what a translation run reads, and the pose it
+needs is in the same file; one folder holds one kind of cache, so a rerun knows what to
+resume. Resuming, the lock, temp files and the manifest work as for landmarks.
+
 Parallel: ``workers`` spawned processes with one Holistic each, one video in flight per
 worker, results as they finish; with one worker everything runs in this process.
 """
@@ -42,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.data import landmark_cache as lc
+from engine.data import roi_cache as rc
 from engine.data.landmark_cache import FACE_POINTS, PARTS
 from engine.errors import DataError
 from engine.holistic import (
@@ -56,6 +66,7 @@ from engine.holistic import (
     stderr_to,
     work,
 )
+from engine.runs import TMP_SUFFIX
 
 if TYPE_CHECKING:
     from engine.config import RunConfig
@@ -144,20 +155,29 @@ def safe_id(sid: str) -> str:
 
 
 def check_out(out: Path, settings: ExtractSettings) -> None:
-    """``out`` must be new, empty, or a cache of this extractor with the same settings."""
+    """``out`` must be new, empty, or a cache of this extractor (landmarks, or ROI crops
+    with ``settings.rois``) with the same settings."""
+    kind = "ROI cache" if settings.rois else "landmark cache"
     if out.exists() and not out.is_dir():
-        raise ExtractError(f"--out {out} is a file; give a folder for the landmark cache")
+        raise ExtractError(f"--out {out} is a file; give a folder for the {kind}")
     if not out.is_dir() or not any(p.name != LOCK for p in out.iterdir()):
         return
-    meta = lc.read_dataset_json(out)
+    meta = (rc if settings.rois else lc).read_dataset_json(out)
     if meta is None or (meta.get("generator") or {}).get("name") != GENERATOR_NAME:
+        if settings.rois:
+            other = lc.read_dataset_json(out) is not None
+            hint = " (it is a landmark cache: leave out --rois to resume it)" if other else ""
+        else:
+            other = rc.read_dataset_json(out) is not None
+            hint = " (it is an ROI cache: add --rois to resume it)" if other else ""
         raise ExtractError(
-            f"{out} is not empty and is no landmark cache of slr extract (no dataset.json of "
-            "mediapipe-holistic); give a new or empty folder as --out"
+            f"{out} is not empty and is no {kind} of slr extract{hint}; give a new or empty "
+            "folder as --out"
         )
     old, new = meta.get("extraction") or {}, settings.to_json()
     diff = [f"{k} {old.get(k)!r} there, {v!r} here" for k, v in new.items() if old.get(k) != v]
-    if diff and any((out / lc.LANDMARKS).rglob("*.npz")):
+    folder = out / (rc.ROIS if settings.rois else lc.LANDMARKS)
+    if diff and any(folder.rglob("*.npz")):
         raise ExtractError(
             f"{out} holds landmarks extracted with other settings ({'; '.join(diff)}); "
             "use the same settings to resume, or another --out"
@@ -182,10 +202,31 @@ def _locked(out: Path) -> Iterator[None]:
         yield
 
 
-def write_manifest(out: Path, jobs: Sequence[Job], frames: dict[str, int]) -> int:
-    """Rewrite ``manifest.csv`` (atomically) with the finished jobs; returns the rows."""
+def write_manifest(
+    out: Path, jobs: Sequence[Job], frames: dict[str, int], rois: bool = False
+) -> int:
+    """Rewrite ``manifest.csv`` (atomically) with the finished jobs; returns the rows.
+    The two caches order the columns differently (each as its format module says)."""
+    if rois:
+        return rc.write_manifest(
+            out, ((j.id, frames[j.id], j.label, j.split, j.signer) for j in jobs if j.id in frames)
+        )
     rows = ((j.id, j.label, j.split, j.signer, frames[j.id]) for j in jobs if j.id in frames)
     return lc.write_manifest(out, rows)
+
+
+def remove_roi_temp_files(out: Path) -> int:
+    """Delete the temp files a killed ROI extraction left (in ``out`` and under ``rois/``,
+    as :func:`engine.data.landmark_cache.remove_temp_files` does for landmarks)."""
+    found = list(out.glob(f".*{TMP_SUFFIX}"))
+    if (out / rc.ROIS).is_dir():
+        found += (out / rc.ROIS).rglob(f".*{TMP_SUFFIX}")
+    n = 0
+    for f in found:
+        with contextlib.suppress(OSError):
+            f.unlink()
+            n += 1
+    return n
 
 
 # --------------------------------------------------------------------------- the dataset
@@ -239,6 +280,23 @@ def _check_args(
         ),
         (limit is None or limit >= 1, "--limit must be at least 1"),
     ]
+    if settings.rois:
+        checks += [
+            (
+                16 <= settings.roi_size <= 1024,
+                f"--roi-size must be 16 to 1024 pixels, not {settings.roi_size}",
+            ),
+            (
+                0 <= settings.roi_margin <= 2,
+                f"--roi-margin must be 0 to 2 (a share of the box), not {settings.roi_margin}",
+            ),
+            (settings.roi_hold >= 0, f"--roi-hold must be 0 or more, not {settings.roi_hold}"),
+            (settings.roi_smooth >= 0, f"roi_smooth must be 0 or more, not {settings.roi_smooth}"),
+            (
+                settings.face_indices is None,
+                "--face-indices is for the landmark cache; an ROI cache keeps no face points",
+            ),
+        ]
     if settings.face_indices is not None:
         bad = [i for i in settings.face_indices if not 0 <= i < FACE_POINTS]
         checks.append((not bad, f"face indices must be in 0..{FACE_POINTS - 1}, not {bad[:3]}"))
@@ -265,9 +323,11 @@ def extract(
     on_plan: Plan | None = None,
     on_progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Extract the landmarks of ``cfg``'s videos into the cache ``out`` (see the module
-    docstring) and return a summary: counts, frames, frames/s, detection rate per part,
-    failures with reasons. ``limit`` caps the videos extracted in this run.
+    """Extract the landmarks of ``cfg``'s videos (with ``settings.rois``: their face and
+    hand crops) into the cache ``out`` (see the module docstring) and return a summary:
+    counts, frames, frames/s, detection rate per part (for ROIs: the share of frames with
+    each crop, and with a pose), failures with reasons. ``limit`` caps the videos
+    extracted in this run.
 
     ``on_probe(done, total)`` follows the probing of the videos, ``on_plan(counts)`` gets
     what will be done, ``on_progress(videos done, total, frames done, frames/s)`` follows
@@ -305,7 +365,7 @@ def extract(
             Job(
                 sid,
                 str(r.path),
-                str(lc.npz_path(out, sid)),
+                str((rc if settings.rois else lc).npz_path(out, sid)),
                 names[r.label],
                 r.split,
                 signers.get(r.id, ""),
@@ -325,15 +385,23 @@ def extract(
         "extraction": settings.to_json(),
         "selection": {"max_glosses": max_glosses, "samples_per_gloss": samples_per_gloss},
         "source": {"source": cfg.data.source, "root": str(root), **source_info},
-        "parts": lc.parts_meta(settings.face_points),
-        "face_indices": settings.to_json()["face_indices"],
     }
+    if settings.rois:
+        meta["roi_size"] = settings.roi_size
+        meta["streams"] = list(rc.STREAMS)
+    else:
+        meta["parts"] = lc.parts_meta(settings.face_points)
+        meta["face_indices"] = settings.to_json()["face_indices"]
     out.mkdir(parents=True, exist_ok=True)
     with _locked(out):
-        cleaned = lc.remove_temp_files(out)
+        cleaned = remove_roi_temp_files(out) if settings.rois else lc.remove_temp_files(out)
         done: dict[str, int] = {}
         for j in jobs:
-            frames = lc.complete_frames(Path(j.out), settings.face_points)
+            frames = (
+                rc.complete_frames(Path(j.out))
+                if settings.rois
+                else lc.complete_frames(Path(j.out), settings.face_points)
+            )
             if frames is not None:
                 done[j.id] = frames
         skipped = len(done)
@@ -341,6 +409,10 @@ def extract(
 
         def save() -> int:
             stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            if settings.rois:
+                n = write_manifest(out, jobs, done, rois=True)
+                rc.write_dataset_json(out, {**meta, "samples": n, "updated": stamp})
+                return n
             lc.write_classes(out, class_names)
             n = write_manifest(out, jobs, done)
             lc.write_dataset_json(out, {**meta, "samples": n, "updated": stamp})
@@ -397,6 +469,8 @@ def extract(
     ]
     return {
         "out": str(out),
+        "cache": "rois" if settings.rois else "landmarks",
+        "roi_size": settings.roi_size if settings.rois else None,
         "listed": len(records),
         "missing": len(res.missing),
         "unreadable": len(res.unreadable),
@@ -411,7 +485,7 @@ def extract(
         "frames_per_s": frames / seconds if seconds > 0 else 0.0,
         "detection": {
             p: (sum(r.detected.get(p, 0) for r in results) / frames if frames else None)
-            for p in PARTS
+            for p in (rc.STREAMS if settings.rois else PARTS)
         },
         "failures": failures,
         "manifest_rows": rows,

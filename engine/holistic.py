@@ -10,6 +10,11 @@ The mediapipe 0.10.21 wheel ships the pose landmark model of complexity 1 only;
 complexities 0 and 2 download theirs at first use, which fails offline.
 :func:`ensure_pose_model` checks for the file and installs one the user provides.
 
+With ``ExtractSettings.rois`` a worker also cuts the face and hand crops
+(:meth:`Extractor.rois`, boxes by :mod:`engine.rois`) and writes an ROI sample
+(:mod:`engine.data.roi_cache`) instead of the landmarks: the worker has the frames and
+writes the npz itself, so no frame ever travels between processes.
+
 This module imports mediapipe and decord lazily and never imports torch, so worker
 processes start quickly.
 """
@@ -29,8 +34,11 @@ from typing import Any
 
 import numpy as np
 
+from engine.data import roi_cache
 from engine.data.decode import open_video
 from engine.data.landmark_cache import FACE_POINTS, PARTS, SHAPES, write_npz
+from engine.data.roi_cache import DEFAULT_ROI_SIZE
+from engine.rois import IMAGE_STREAMS, RoiOptions, crop_square, plan_boxes, pose_xyz
 from engine.runs import atomic_write_file
 
 MEDIAPIPE_VERSION = "0.10.21"
@@ -58,14 +66,29 @@ class ExtractSettings:
     face_indices: tuple[int, ...] | None = None  # None: all 468 face points
     min_detection_confidence: float = 0.5
     min_tracking_confidence: float = 0.5
+    # --rois: face and hand crops into an ROI cache instead of landmarks (engine.rois)
+    rois: bool = False
+    roi_size: int = DEFAULT_ROI_SIZE
+    roi_margin: float = RoiOptions.margin
+    roi_hold: int = RoiOptions.hold
+    roi_smooth: int = RoiOptions.smooth
 
     @property
     def face_points(self) -> int:
         return FACE_POINTS if self.face_indices is None else len(self.face_indices)
 
+    @property
+    def roi_options(self) -> RoiOptions:
+        return RoiOptions(self.roi_size, self.roi_margin, self.roi_hold, self.roi_smooth)
+
     def to_json(self) -> dict[str, Any]:
+        """The settings a cache records; the ROI ones only for an ROI cache, so a landmark
+        cache written before they existed still resumes."""
         d = asdict(self)
         d["face_indices"] = None if self.face_indices is None else list(self.face_indices)
+        if not self.rois:
+            for k in ("rois", "roi_size", "roi_margin", "roi_hold", "roi_smooth"):
+                d.pop(k)
         return d
 
 
@@ -287,12 +310,55 @@ class Extractor:
         detected = {p: int(np.isfinite(arrays[p]).any(axis=(1, 2)).sum()) for p in PARTS}
         return arrays, VideoResult(job.id, frames=t, detected=detected)
 
+    def rois(self, job: Job) -> tuple[dict[str, np.ndarray], VideoResult]:
+        """The ROI arrays of one video's segment (see :mod:`engine.data.roi_cache`): the
+        landmarks first, then the boxes over the whole segment (smoothing looks ahead),
+        then a second decoding pass cuts the crops, so no more than :data:`CHUNK` frames
+        are held in memory. Crops come from the frame Holistic saw before any shrinking
+        (``max_size`` only speeds up Holistic; landmarks are normalised, so they fit)."""
+        s = self.settings
+        lms, result = self.landmarks(job)
+        idx = lms["frame_indices"]
+        t, size = len(idx), s.roi_size
+        arrays: dict[str, np.ndarray] = {}
+        for stream in IMAGE_STREAMS:
+            arrays[stream] = np.zeros((t, size, size, 3), np.uint8)
+        bbox = job.bbox if s.crop_bbox else None
+        plan: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        vr = open_video(job.path)
+        for a in range(0, t, CHUNK):
+            frames = vr.get_batch(idx[a : a + CHUNK].tolist()).asnumpy()
+            for k, frame in enumerate(frames):
+                img = prepare_frame(frame, bbox, None)
+                if not plan:
+                    h, w = img.shape[:2]
+                    plan = plan_boxes(lms, w, h, s.roi_options)
+                for stream, (boxes, mask) in plan.items():
+                    if mask[a + k]:
+                        arrays[stream][a + k] = crop_square(img, boxes[a + k], size)
+        if not plan:  # decord gave no frames the second time: never write unmasked zeros
+            raise ValueError("the video's frames could not be decoded again for the crops")
+        for stream, (_, mask) in plan.items():
+            arrays[roi_cache.mask_key(stream)] = mask
+        arrays["pose"] = pose_xyz(lms["pose"])
+        arrays["frame_indices"] = idx
+        arrays["fps"] = lms["fps"]
+        result.detected = {
+            **{st: int(arrays[roi_cache.mask_key(st)].sum()) for st in IMAGE_STREAMS},
+            "pose": result.detected["pose"],
+        }
+        return arrays, result
+
     def run(self, job: Job) -> VideoResult:
         """Extract one video and write its npz; a failure comes back as ``error``."""
         t0 = time.perf_counter()
         try:
-            arrays, result = self.landmarks(job)
-            write_npz(Path(job.out), arrays)  # compressed, atomic
+            if self.settings.rois:
+                arrays, result = self.rois(job)
+                roi_cache.write_sample(Path(job.out), arrays)  # compressed, atomic
+            else:
+                arrays, result = self.landmarks(job)
+                write_npz(Path(job.out), arrays)  # compressed, atomic
         except Exception as exc:  # noqa: BLE001 - one bad video never stops the others
             return VideoResult(job.id, error=first_line(exc), seconds=time.perf_counter() - t0)
         result.seconds = time.perf_counter() - t0

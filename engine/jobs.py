@@ -1,4 +1,4 @@
-"""The engine's jobs besides training: ``check``, ``extract`` and ``predict``.
+"""The engine's jobs besides training: ``check``, ``extract``, ``predict`` and ``export``.
 
 ``python -m engine JOB ...`` runs one (see ``engine/__main__.py``; ``slr_tui/launch.py``
 starts them). A job reports only through files, never by printing for people, so the CLI
@@ -6,7 +6,8 @@ and the TUI render the same facts without importing torch:
 
 - its result, one JSON object: ``check`` the report of :func:`engine.data.check_data`
   (``--out``), ``extract`` the summary of :func:`engine.extract.extract` (``--summary``),
-  ``predict`` ``{"predictions": [...]}`` (``--out``);
+  ``predict`` ``{"predictions": [...]}`` (``--out``), ``export`` the result of
+  :func:`engine.export.export_onnx` (``--out``);
 - progress rows appended to ``--progress`` (JSONL, read with
   :class:`engine.runs.JsonlTail`); each has a ``kind``::
 
@@ -15,6 +16,8 @@ and the TUI render the same facts without importing torch:
       {"kind": "video", "done": 2, "total": 37, "frames": 96, "fps": 11.5}   extract
       {"kind": "file", "done": 1, "total": 2}        recordings classified (predict)
       {"kind": "summary", ...}                       extract's summary, as in --summary
+      {"kind": "stage", "stage": "exporting (torchscript)"}        what export does now
+      {"kind": "check", "done": 2, "total": 4}       batches compared (export)
       {"kind": "end", "code": 0, "error": null}      always the last row
 
 Bad input (ConfigError, DataError, ModelError, ExtractError) and OSError end a job with
@@ -131,7 +134,9 @@ def parse_face_indices(text: str | None) -> tuple[int, ...] | None:
 
 
 def extract(args: argparse.Namespace, rep: Reporter) -> Done:
-    """Landmarks of the videos of ``--config`` into the cache ``--out`` (``slr extract``)."""
+    """Landmarks (or, with ``--rois``, face and hand crops) of the videos of ``--config``
+    into the cache ``--out`` (``slr extract``)."""
+    from engine.data.roi_cache import DEFAULT_ROI_SIZE
     from engine.extract import ExtractSettings
     from engine.extract import extract as run_extract
 
@@ -143,6 +148,11 @@ def extract(args: argparse.Namespace, rep: Reporter) -> Done:
         # only the video sources have crop_bbox, and extract refuses every other source
         crop_bbox=bool(getattr(cfg.data, "crop_bbox", False)),
         face_indices=parse_face_indices(args.face_indices),
+        # --rois: face and hand crops into an ROI cache (getattr: older callers lack them)
+        rois=bool(getattr(args, "rois", False)),
+        roi_size=_or_default(getattr(args, "roi_size", None), DEFAULT_ROI_SIZE),
+        roi_margin=_or_default(getattr(args, "roi_margin", None), ExtractSettings.roi_margin),
+        roi_hold=_or_default(getattr(args, "roi_hold", None), ExtractSettings.roi_hold),
     )
     summary = run_extract(
         cfg,
@@ -179,10 +189,44 @@ def predict(args: argparse.Namespace, rep: Reporter) -> Done:
     return Done({"predictions": results})
 
 
+def export(args: argparse.Namespace, rep: Reporter) -> Done:
+    """The trained run ``--run-dir`` as ONNX (``--onnx``), checked with onnxruntime against
+    PyTorch on its own val/test data (``slr export``, :func:`engine.export.export_onnx`).
+    A difference above the tolerance fails the job (exit 1) with the result written."""
+    from engine.export import DEFAULT_ATOL, DEFAULT_BATCHES, OPSET, export_onnx
+
+    result = export_onnx(
+        args.run_dir,
+        args.onnx,
+        atol=_or_default(args.atol, DEFAULT_ATOL),
+        batches=_or_default(args.batches, DEFAULT_BATCHES),
+        batch_size=args.batch_size,
+        opset=_or_default(args.opset, OPSET),
+        exporter=args.exporter,
+        on_stage=lambda stage: rep.row("stage", stage=stage),
+        on_check=lambda done, total: rep.row("check", done=done, total=total),
+    )
+    if result["ok"]:
+        return Done(result)
+    if result["max_abs_diff"] is None:
+        return Done(result, EXIT_FAILED, f"the ONNX graph does not run: {result['error']}")
+    return Done(
+        result,
+        EXIT_FAILED,
+        f"ONNX differs from PyTorch by {result['max_abs_diff']:.3g} "
+        f"(tolerance {result['limit']:.3g})",
+    )
+
+
+def _or_default(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
 JOBS: dict[str, Callable[[argparse.Namespace, Reporter], Done]] = {
     "check": check,
     "extract": extract,
     "predict": predict,
+    "export": export,
 }
 
 

@@ -2,9 +2,9 @@
 
 This is the only module that starts an engine process: a training run
 (:func:`start_run`, :func:`resume_run`) or a job (:func:`start_check`,
-:func:`start_extract`, :func:`start_predict`). A job reports only through the files of its
-job folder (see :mod:`engine.jobs`): :func:`follow` tails its progress rows, and
-:meth:`Job.outcome` reads its result or its one-line error.
+:func:`start_extract`, :func:`start_predict`, :func:`start_export`). A job reports only
+through the files of its job folder (see :mod:`engine.jobs`): :func:`follow` tails its
+progress rows, and :meth:`Job.outcome` reads its result or its one-line error.
 """
 
 from __future__ import annotations
@@ -509,12 +509,14 @@ def start_check(cfg: RunConfig, job_dir: str | Path | None = None) -> Job:
 def start_extract(
     cfg: RunConfig, out: str | Path, job_dir: str | Path | None = None, **options: Any
 ) -> Job:
-    """``python -m engine extract`` into the landmark cache ``out``. ``options`` are that
+    """``python -m engine extract`` into the landmark (or ROI) cache ``out``. ``options`` are that
     command's flags by their Python names (``workers=2``, ``max_glosses=100``, ...); None
-    leaves one at its default."""
+    leaves one at its default; a bool is a switch (``rois=True`` -> ``--rois``)."""
     args = ["--out", str(out)]
     for key, value in options.items():
-        if value is not None:
+        if value is True:
+            args.append(f"--{key.replace('_', '-')}")
+        elif value is not None and value is not False:
             args += [f"--{key.replace('_', '-')}", str(value)]
     return _start_job("extract", args, job_dir, cfg, result_flag="--summary")
 
@@ -524,6 +526,25 @@ def start_predict(
 ) -> Job:
     """``python -m engine predict``: classify ``files`` with the trained run ``run_dir``."""
     return _start_job("predict", ["--run-dir", str(run_dir), *map(str, files)], job_dir)
+
+
+def start_export(
+    run_dir: str | Path,
+    onnx: str | Path | None = None,
+    job_dir: str | Path | None = None,
+    **options: Any,
+) -> Job:
+    """``python -m engine export``: the trained run ``run_dir`` as ONNX at ``onnx`` (None:
+    RUN/export/NAME.onnx), checked against PyTorch. ``options`` are that command's flags
+    by their Python names (``atol=1e-4``, ``batches=3``, ``exporter="dynamo"``); None
+    leaves one at its default."""
+    args = ["--run-dir", str(run_dir)]
+    if onnx is not None:
+        args += ["--onnx", str(onnx)]
+    for key, value in options.items():
+        if value is not None:
+            args += [f"--{key.replace('_', '-')}", str(value)]
+    return _start_job("export", args, job_dir)
 
 
 def extract_job_dir(out: str | Path) -> Path:

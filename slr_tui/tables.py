@@ -1,5 +1,5 @@
 """Rich tables for runs, results, per-class figures, comparisons, threshold sweeps, sweeps,
-dataset checks, predictions and landmark extractions.
+dataset checks, predictions, landmark extractions, ONNX exports and metric checks.
 
 Pure functions of what ``engine.runs`` reads and of the JSON the engine's jobs write; the
 CLI prints them (the TUI has its own widgets). No torch here.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -398,7 +399,9 @@ def extract_plan_line(plan: dict[str, Any]) -> str:
 
 def extract_summary_table(s: dict[str, Any]) -> Table:
     """`slr extract`: the figures of one extraction run."""
-    t = Table(title=f"landmark cache {s['out']}", header_style="bold", show_header=False)
+    kind = "ROI cache" if s.get("cache") == "rois" else "landmark cache"
+    size = f" ({s['roi_size']} px crops)" if s.get("roi_size") else ""
+    t = Table(title=f"{kind} {s['out']}{size}", header_style="bold", show_header=False)
     t.add_column("what", style="bold")
     t.add_column("value")
     t.add_row(
@@ -420,7 +423,7 @@ def extract_summary_table(s: dict[str, Any]) -> Table:
     rates = "  ".join(
         f"{part} {'-' if r is None else f'{100 * r:.0f}%'}" for part, r in s["detection"].items()
     )
-    t.add_row("detected", rates)
+    t.add_row("found" if s.get("cache") == "rois" else "detected", rates)
     t.add_row("in the cache", f"{s['manifest_rows']} videos (manifest.csv)")
     return t
 
@@ -434,4 +437,75 @@ def extract_failures_table(failures: list[dict[str, Any]]) -> Table:
         t.add_row(f["id"], f["reason"] or "")
     if len(failures) > SHOWN_FAILURES:
         t.add_row("...", f"{len(failures) - SHOWN_FAILURES} more")
+    return t
+
+
+def export_table(res: dict[str, Any]) -> Table:
+    """`slr export`: onnxruntime against PyTorch, one row per batch compared."""
+    t = Table(title=f"{res['run']}: ONNX ({res['exporter']}) vs PyTorch", header_style="bold")
+    for col in ("samples from", "dynamic axes", "max abs diff", "output scale"):
+        t.add_column(col, justify="left" if col in ("samples from", "dynamic axes") else "right")
+    for c in res.get("checks", []):
+        sizes = "  ".join(f"{axis} {n}" for axis, n in (c.get("sizes") or {}).items())
+        t.add_row(c["split"], sizes, f"{c['max_abs_diff']:.3g}", f"{c['scale']:.3g}")
+    return t
+
+
+def export_lines(res: dict[str, Any]) -> list[str]:
+    """`slr export`: what was written (its axes) and the verdict, the max abs difference."""
+    graph = res.get("graph") or {}
+
+    def sig(items: list[list[Any]]) -> str:
+        return escape(", ".join(f"{name}[{', '.join(map(str, dims))}]" for name, dims in items))
+
+    size = res.get("size_bytes")
+    kb = f"{size / 1024:.0f} KB, " if isinstance(size, int) else ""
+    lines = [
+        f"wrote {res['onnx']} ({res['exported']} of {res['model']}, {kb}opset {res['opset']})",
+        f"  {sig(graph.get('inputs', []))} -> {sig(graph.get('outputs', []))}",
+    ]
+    for t in res.get("tried", []):
+        if t["exporter"] != res["exporter"] and t.get("error"):
+            lines.append(escape(f"  {t['exporter']} exporter: {t['error']}"))
+    diff = res.get("max_abs_diff")
+    if diff is None:
+        lines.append(f"[bold red]the ONNX graph does not run:[/] {escape(str(res.get('error')))}")
+    else:
+        verdict = "[green]ok[/]" if res["ok"] else "[bold red]OUT of tolerance[/]"
+        lines.append(
+            f"max abs difference {diff:.3g} (tolerance {res['limit']:.3g} = atol "
+            f"{res['atol']:g} x max(1, output scale {res['scale']:.3g})): {verdict}"
+        )
+    return lines
+
+
+def metrics_check_table(run_id: str, rows: list[dict[str, Any]]) -> Table:
+    """`slr check-metrics`: each reference metric, its bounds, the run's value, ok/OUT."""
+    t = Table(title=f"{run_id}: metrics against the reference", header_style="bold")
+    for col in ("metric", "reference", "tolerance", "actual", "result"):
+        t.add_column(col, justify="left" if col in ("metric", "result") else "right")
+    for r in rows:
+        bounds = []
+        if r.get("value") is not None:
+            bounds.append(fmt(float(r["value"])))
+        if r.get("min") is not None:
+            bounds.append(f">= {fmt(float(r['min']))}")
+        if r.get("max") is not None:
+            bounds.append(f"<= {fmt(float(r['max']))}")
+        tol = r.get("tolerance")
+        tol_text = f"± {fmt(float(tol))}" if r.get("value") is not None else "-"
+        actual = r.get("actual")
+        if r["ok"]:
+            result = Text("ok", style="green")
+        else:
+            result = Text("OUT" if actual is not None else "missing", style="bold red")
+            if r.get("why"):
+                result.append(f"  {r['why']}", style="red")
+        t.add_row(
+            r["metric"],
+            ", ".join(bounds),
+            tol_text,
+            "-" if actual is None else fmt(float(actual)),
+            result,
+        )
     return t

@@ -1,11 +1,12 @@
 """``slr``: the headless command line. It starts engine processes only through
-:mod:`slr_tui.launch` (training runs and the check, extract and predict jobs) and renders
-the files they write; it never imports torch itself.
+:mod:`slr_tui.launch` (training runs and the check, extract, predict and export jobs) and
+renders the files they write; it never imports torch itself.
 
 One module per group of commands: :mod:`.run` (run, sweep, stop), :mod:`.browse` (runs,
-show, compare, thresholds), :mod:`.predict`, :mod:`.data` (data check, extract),
-:mod:`.presets`, :mod:`.tui`; the options they share are declared in :mod:`.options`,
-the consoles and the one-line error exit are in :mod:`.render`.
+show, compare, thresholds), :mod:`.predict`, :mod:`.export` (ONNX), :mod:`.metrics`
+(check-metrics), :mod:`.data` (data check, extract), :mod:`.presets`, :mod:`.tui`; the
+options they share are declared in :mod:`.options`, the consoles and the one-line error
+exit are in :mod:`.render`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 import typer
 
 from engine import runs
-from slr_tui.cli import browse, data, predict, presets, run, tui
+from slr_tui.cli import browse, data, export, metrics, predict, presets, run, tui
 from slr_tui.cli.render import console, err_console
 
 __all__ = ["app", "console", "main"]  # console: where every command prints (tests widen it)
@@ -38,6 +39,8 @@ app.command(rich_help_panel=RUNS)(browse.show)
 app.command(rich_help_panel=RUNS)(browse.compare)
 app.command(rich_help_panel=RUNS)(browse.thresholds)
 app.command(rich_help_panel=RUNS)(predict.predict)
+app.command(rich_help_panel=RUNS)(export.export)
+app.command("check-metrics", rich_help_panel=RUNS)(metrics.check_metrics)
 app.add_typer(data.app, name="data", rich_help_panel=DATA)
 app.command(rich_help_panel=DATA)(data.extract)
 app.command(rich_help_panel="Interactive")(tui.tui)

@@ -24,6 +24,8 @@ from slr_tui.cli.options import ConfigOpt, DataRootOpt, JsonOpt, PresetOpt, SetO
 from slr_tui.cli.render import Bars, console, err_console, fail, probe_bars, run_job
 
 NEXT_PRESET = "phase1-ctc20"
+NEXT_ROI_PRESET = "slt-multistream"  # a translation preset (data.source: translation)
+ROI_MARGIN, ROI_HOLD = 0.2, 4  # engine.rois.RoiOptions' defaults (no engine import here)
 
 app = typer.Typer(help="Look at a dataset before training on it.", no_args_is_help=True)
 
@@ -78,7 +80,9 @@ def _face_indices(text: str | None) -> str | None:
 def extract(
     out: Annotated[
         Path,
-        typer.Option("--out", "-o", help="Landmark cache folder to write (a rerun resumes it)."),
+        typer.Option(
+            "--out", "-o", help="Cache folder to write: landmarks, or ROIs (a rerun resumes it)."
+        ),
     ],
     preset: PresetOpt = None,
     config: ConfigOpt = None,
@@ -133,13 +137,46 @@ def extract(
             help="Face mesh points to keep, e.g. 0,13,14,61 (default: all 468).",
         ),
     ] = None,
+    rois: Annotated[
+        bool,
+        typer.Option(
+            "--rois",
+            help="Write an ROI cache instead: face and hand crops plus pose per frame, "
+            "for the translation source (layout: README, 'ROI cache').",
+        ),
+    ] = False,
+    roi_size: Annotated[
+        int,
+        typer.Option("--roi-size", min=16, max=1024, help="With --rois: crop side in pixels."),
+    ] = 112,
+    roi_margin: Annotated[
+        float,
+        typer.Option(
+            "--roi-margin",
+            min=0.0,
+            max=2.0,
+            help="With --rois: room around the landmarks' box, a share of its side per side.",
+        ),
+    ] = ROI_MARGIN,
+    roi_hold: Annotated[
+        int,
+        typer.Option(
+            "--roi-hold",
+            min=0,
+            help="With --rois: frames a lost hand keeps its last box before it is masked.",
+        ),
+    ] = ROI_HOLD,
 ) -> None:
     """Extract MediaPipe Holistic landmarks from a dataset's videos into a landmark cache.
 
     Pose, hands and face of every video, for the `landmarks` source; resumable and
     parallel. The videos come from a WLASL preset, or from --set
-    data.source=video_folder with --data-root."""
+    data.source=video_folder with --data-root. With --rois: per frame a face crop and
+    a crop of each hand (boxes around the landmarks, smoothed over time) and the pose,
+    into an ROI cache for the `translation` source."""
     cfg = resolve_config(preset, config, sets, data_root, required=False)
+    if face_indices is not None and rois:
+        raise fail("--face-indices is for the landmark cache; an ROI cache keeps no face points")
     job = launch.start_extract(
         cfg,
         out,
@@ -152,6 +189,10 @@ def extract(
         model_file=model_file,
         limit=limit,
         face_indices=face_indices,
+        rois=rois,
+        roi_size=roi_size if rois else None,
+        roi_margin=roi_margin if rois else None,
+        roi_hold=roi_hold if rois else None,
     )
     with Bars(
         TextColumn("{task.description}"),
@@ -196,11 +237,14 @@ def extract(
             highlight=False,
             soft_wrap=True,
         )
-    console.print(
-        f"next: slr run --preset {NEXT_PRESET} --set data.root={shlex.quote(summary['out'])}",
-        highlight=False,
-        soft_wrap=True,
+    root = shlex.quote(summary["out"])
+    nxt = (
+        f"next: add your sentences (meta.csv: id;texto) and splits (train.csv, val.csv: an id "
+        f"column) to it, then slr run --preset {NEXT_ROI_PRESET} --set data.root={root}"
+        if rois
+        else f"next: slr run --preset {NEXT_PRESET} --set data.root={root}"
     )
+    console.print(nxt, highlight=False, soft_wrap=True)
 
 
 def _print_summary(s: dict[str, Any]) -> None:

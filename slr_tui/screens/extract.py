@@ -9,6 +9,11 @@ itself after each poll, so polls never overlap): the finished ``OUT/landmarks/**
 files and the new progress rows (the plan's video count, the videos done); then the exit
 status and the job's one-line error. ``esc`` goes back and leaves the extraction running;
 opening the screen again for the same output folder follows it again.
+
+The "ROI crops" toggle runs ``extract --rois --roi-size N`` instead: face and hand crops
+and the pose per frame into an ROI cache (``OUT/rois/**/*.npz``) for the translation
+source; switching it moves an untouched default output folder between ``ROOT-landmarks``
+and ``ROOT-rois``.
 """
 
 from __future__ import annotations
@@ -24,23 +29,25 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Input, Label, Static
+from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
 
 from engine import config as cfgmod
 from engine.config import ConfigError
 from slr_tui import launch
 
 NEXT_PRESET = "phase1-ctc20"
+ROI_SIZE = 112  # engine.data.roi_cache.DEFAULT_ROI_SIZE
 
 
-def default_out(root: str) -> str:
-    return str(Path(root).expanduser()).rstrip("/") + "-landmarks"
+def default_out(root: str, rois: bool = False) -> str:
+    return str(Path(root).expanduser()).rstrip("/") + ("-rois" if rois else "-landmarks")
 
 
 def count_npz(out: Path) -> int:
-    """Finished videos in the cache (temp files end in .tmp, so they do not count)."""
-    folder = out / "landmarks"
-    return sum(1 for _ in folder.rglob("*.npz")) if folder.is_dir() else 0
+    """Finished videos in the cache, landmarks or ROIs (temp files end in .tmp, so they
+    do not count)."""
+    folders = [out / "landmarks", out / "rois"]
+    return sum(sum(1 for _ in f.rglob("*.npz")) for f in folders if f.is_dir())
 
 
 def progress_line(row: dict[str, Any]) -> str | None:
@@ -77,7 +84,8 @@ def _opt_int(text: str, what: str, required: bool = False) -> int | None:
 
 
 class ExtractScreen(ModalScreen):
-    """Output folder, workers, max glosses, samples per gloss; start; progress."""
+    """Output folder, workers, max glosses, samples per gloss, ROI crops and their size;
+    start; progress."""
 
     BINDINGS = [
         Binding("ctrl+s", "start", "start", priority=True),
@@ -136,6 +144,22 @@ class ExtractScreen(ModalScreen):
                     yield Input(
                         value, placeholder=hint, id=input_id, classes="field-input", compact=True
                     )
+            with Horizontal(classes="field"):
+                yield Label("ROI crops", classes="field-label")
+                yield Checkbox(
+                    "face and hand crops + pose (ROI cache, for translation)",
+                    id="ex-rois",
+                    compact=True,
+                )
+            with Horizontal(classes="field"):
+                yield Label("ROI size", classes="field-label")
+                yield Input(
+                    str(ROI_SIZE),
+                    placeholder="pixels (16-1024)",
+                    id="ex-roi-size",
+                    classes="field-input",
+                    compact=True,
+                )
             with Horizontal(id="ex-actions"):
                 yield Button("Start (ctrl+s)", id="ex-start", variant="success", compact=True)
                 yield Static("", id="ex-status")
@@ -143,7 +167,9 @@ class ExtractScreen(ModalScreen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.query_one("#ex-dialog").border_title = "extract landmarks (MediaPipe Holistic)"
+        self.query_one(
+            "#ex-dialog"
+        ).border_title = "extract landmarks or ROI crops (MediaPipe Holistic)"
         proc = self.procs.get(self.out)
         if proc is not None:  # started here before: follow it
             self._follow_running(proc)
@@ -163,6 +189,10 @@ class ExtractScreen(ModalScreen):
             workers = _opt_int(self.query_one("#ex-workers", Input).value, "workers", True)
             glosses = _opt_int(self.query_one("#ex-max-glosses", Input).value, "max glosses")
             per = _opt_int(self.query_one("#ex-per-gloss", Input).value, "per gloss")
+            rois = self.query_one("#ex-rois", Checkbox).value
+            size = _opt_int(self.query_one("#ex-roi-size", Input).value, "ROI size", rois)
+            if rois and size is not None and not 16 <= size <= 1024:
+                raise ValueError(f"ROI size: give 16 to 1024 pixels, not {size}")
         except ValueError as exc:
             self._status(Text(str(exc), style="bold red"))
             return
@@ -175,7 +205,7 @@ class ExtractScreen(ModalScreen):
         self.query_one("#ex-start", Button).disabled = True
         self._status(Text("starting...", style="cyan"))
         self.query_one("#ex-log", Static).update("")
-        self.start(out, workers or 1, glosses, per)
+        self.start(out, workers or 1, glosses, per, size if rois else None)
 
     @on(Button.Pressed, "#ex-start")
     def _start_pressed(self) -> None:
@@ -185,8 +215,23 @@ class ExtractScreen(ModalScreen):
     def _submitted(self) -> None:
         self.focus_next()
 
+    @on(Checkbox.Changed, "#ex-rois")
+    def _rois_toggled(self, event: Checkbox.Changed) -> None:
+        """An output folder still at its default follows the kind of cache."""
+        field = self.query_one("#ex-out", Input)
+        if field.value.strip() == default_out(self.root, not event.value):
+            field.value = default_out(self.root, event.value)
+
     @work(thread=True, exclusive=True, exit_on_error=False, group="ex-start")
-    def start(self, out: str, workers: int, glosses: int | None, per: int | None) -> None:
+    def start(
+        self,
+        out: str,
+        workers: int,
+        glosses: int | None,
+        per: int | None,
+        roi_size: int | None = None,
+    ) -> None:
+        """Start the job; ``roi_size`` given: an ROI cache of crops that size."""
         try:
             cfg = cfgmod.resolve(
                 preset=self.preset, sets=self.sets, extra={"data": {"root": self.root}}
@@ -198,6 +243,8 @@ class ExtractScreen(ModalScreen):
                 workers=workers,
                 max_glosses=glosses,
                 samples_per_gloss=per,
+                rois=roi_size is not None,
+                roi_size=roi_size,
             )
         except ConfigError as exc:
             self.post_message(self.Started(out, None, str(exc)))
@@ -260,7 +307,12 @@ class ExtractScreen(ModalScreen):
         log = str(self.job.log_path) if self.job is not None else "-"
         if msg.code == 0:
             self._status(Text(f"finished: {done} videos in the cache", style="bold green"))
-            hint = Text(f"use it as a dataset root for {NEXT_PRESET}: ", style="")
+            what = (
+                "slt-multistream (add meta.csv id;texto, train.csv, val.csv)"
+                if (Path(self.out) / "rois").is_dir()
+                else NEXT_PRESET
+            )
+            hint = Text(f"use it as a dataset root for {what}: ", style="")
             hint.append(f"data.root={self.out}", style="bold")
             hint.append(f"\n(log: {log})", style="dim")
             self.query_one("#ex-log", Static).update(hint)

@@ -20,10 +20,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import catalog, runs
-from engine.config import ConfigError, RunConfig
+from engine.errors import ConfigError
+
+if TYPE_CHECKING:  # the config models cost ~60 ms to build; `slr --help` needs none
+    from engine.config import RunConfig
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 

@@ -11,12 +11,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine import config as cfgmod
 from engine import runs, threads
-from engine.config import ConfigError
+from engine.errors import ConfigError
 from slr_tui import launch
+
+if TYPE_CHECKING:
+    from engine import config as cfgmod
 
 
 def parse_grid(items: list[str]) -> list[tuple[str, list[str]]]:
@@ -78,6 +80,8 @@ def plan(
     runs_root: Path,
 ) -> Sweep:
     """Resolve and validate every combination before anything starts."""
+    from engine import config as cfgmod  # lazily: `slr --help` builds no config models
+
     grid = parse_grid(grid_items)
     if not grid:
         raise ConfigError("give at least one --grid section.key=v1,v2,...")

@@ -15,7 +15,6 @@ from rich.table import Table
 from rich.text import Text
 
 from engine import runs
-from engine.config import flatten
 
 if TYPE_CHECKING:
     from slr_tui.sweep import Sweep
@@ -235,6 +234,8 @@ def compare_rows(items: list[runs.RunInfo]) -> list[tuple[str, list[Any], str]]:
 
 def config_diff(items: list[runs.RunInfo]) -> list[tuple[str, list[Any]]]:
     """Only the config keys whose values differ between the runs."""
+    from engine.config import flatten  # lazily: building the config models costs ~60 ms
+
     flats = [flatten(r.config()) for r in items]
     keys = sorted(set().union(*flats)) if flats else []
     out = []

@@ -18,7 +18,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from engine.config import ConfigError
+from engine.errors import ConfigError
 from slr_tui import launch, tables
 from slr_tui.cli.options import ConfigOpt, DataRootOpt, JsonOpt, PresetOpt, SetOpt, resolve_config
 from slr_tui.cli.render import Bars, console, err_console, fail, probe_bars, run_job

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from engine import config as cfgmod
 from engine import runs
-from engine.config import ConfigError
-from slr_tui import settings as settings_mod
+from engine.errors import ConfigError
 from slr_tui.cli.render import err_console, fail
+
+if TYPE_CHECKING:
+    from engine import config as cfgmod
 
 PresetOpt = Annotated[
     str | None, typer.Option("--preset", "-p", help="Preset name (see `slr presets`).")
@@ -54,6 +55,8 @@ def runs_root(runs_dir: Path | None) -> Path:
     if runs_dir or os.environ.get("SLR_RUNS_DIR"):
         root = runs.runs_dir(runs_dir)
     else:
+        from slr_tui import settings as settings_mod  # lazily: a pydantic model to build
+
         try:
             root = settings_mod.resolve_runs_dir(None, settings_mod.load_settings())
         except settings_mod.SettingsError as exc:
@@ -102,6 +105,8 @@ def resolve_config(
     """The effective config of the shared options, or the one-line exit of why not.
     ``required``: a preset or a config file must be given (not for `slr extract`, whose
     --set data.source=video_folder --data-root is enough)."""
+    from engine import config as cfgmod  # lazily: `slr --help` builds no config models
+
     if required and not preset and not config:
         raise fail("give --preset NAME or --config FILE (see `slr presets`)")
     try:
@@ -117,6 +122,8 @@ def settings_root(cfg: cfgmod.RunConfig, name: str | None) -> str | None:
     config sets no root, one named like its dataset label or data source."""
     if name is None and (cfg.data.root is not None or cfg.data.source == "synthetic"):
         return None
+    from slr_tui import settings as settings_mod  # lazily: a pydantic model to build
+
     try:
         st = settings_mod.load_settings()
     except settings_mod.SettingsError as exc:

@@ -6,11 +6,9 @@ import json
 from typing import Annotated
 
 import typer
-import yaml
 from rich.table import Table
 
-from engine import config as cfgmod
-from engine.config import ConfigError
+from engine.errors import ConfigError
 from slr_tui.cli.options import SetOpt
 from slr_tui.cli.render import console, fail
 
@@ -22,6 +20,8 @@ def presets_list(ctx: typer.Context) -> None:
     """List the presets with their one-line descriptions."""
     if ctx.invoked_subcommand is not None:
         return
+    from engine import config as cfgmod  # lazily: `slr --help` builds no config models
+
     t = Table(header_style="bold", show_lines=True)
     t.add_column("preset", no_wrap=True, style="bold")
     t.add_column("data, model, key hyperparameters / description")
@@ -44,6 +44,8 @@ def presets_show(
     """Print a preset's effective config (every key, defaults filled in)."""
     if not name.strip():
         raise fail("give a preset name (see `slr presets`)")
+    from engine import config as cfgmod  # lazily: `slr --help` builds no config models
+
     try:
         cfg = cfgmod.resolve(preset=name, sets=sets)
     except ConfigError as exc:
@@ -52,4 +54,6 @@ def presets_show(
     if as_json:
         typer.echo(json.dumps(d, indent=2))
     else:
+        import yaml  # lazily: only `presets show` prints YAML
+
         typer.echo(yaml.safe_dump(d, sort_keys=False).rstrip())

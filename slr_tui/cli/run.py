@@ -13,7 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from engine import runs
-from engine.config import ConfigError
+from engine.errors import ConfigError
 from slr_tui import launch, tables
 from slr_tui.cli.options import (
     ConfigOpt,

@@ -75,6 +75,17 @@ SOURCES: dict[str, Source] = {
         "pre-extracted feature arrays with labels.csv",
         root_hint="a folder with labels.csv and one .npy/.npz per sample",
     ),
+    "translation": Source(
+        "engine.data.translation",
+        "engine.data.translation:TranslationData",
+        "signed sentences (face/hand crops + pose) with their written sentence",
+        root_hint="a folder with meta.csv (id;texto), train/val/test.csv and rois/",
+    ),
+    "synthetic_translation": Source(
+        "engine.data.synthetic_translation",
+        "engine.data.synthetic_translation:SyntheticTranslationData",
+        "built-in synthetic signed sentences (ROI crops + pose, Spanish text; no download)",
+    ),
 }
 
 _M = "engine.models.options"
@@ -100,6 +111,11 @@ MODELS: dict[str, Model] = {
     ),
     "minirocket": Model(
         "engine.models.minirocket", f"{_M}:MiniRocketOptions", "MiniRocket + ridge (closed form)"
+    ),
+    "multistream_seq2seq": Model(
+        "engine.models.multistream_seq2seq",
+        f"{_M}:MultistreamSeq2SeqOptions",
+        "multi-stream encoder + seq2seq decoder (translation)",
     ),
 }
 

@@ -24,6 +24,9 @@ from engine import evaluate, runs
 
 log = logging.getLogger("engine")
 
+#: a translation run's generated sentences, per split (eval/)
+TRANSLATIONS_CSV = "translations.csv"
+
 #: the data facts run.json keeps (the rest of the bundle's info is in data.json)
 DATA_INFO_KEYS = ("root", "per_split", "missing", "unreadable")
 
@@ -141,7 +144,7 @@ class Recorder:
             epoch=row["epoch"],
             step=row["step"],
             best_metric=best_metric,
-            best_val_acc=max(self.meta.get("best_val_acc") or 0.0, row["val_acc"]),
+            best_val_acc=_best_acc(self.meta.get("best_val_acc"), row.get("val_acc")),
             best_epoch=best_epoch,
             last_metrics=runs.to_jsonable(row),
         )
@@ -169,8 +172,10 @@ class Recorder:
     def finished(self, report: dict[str, Any] | None) -> bool:
         """End the session ``finished``, with the headline figures of the final
         evaluation's ``report`` (per split) in ``results``."""
-        keys = ("accuracy", "top5_accuracy", "per_class_accuracy", "macro_f1")
+        keys: tuple[str, ...] = ("accuracy", "top5_accuracy", "per_class_accuracy", "macro_f1")
         report = report or {}
+        if report.get("task") == "translation":
+            keys = ("bleu4", "chrf", "wer", "nll")
         results = {s: {k: report[s].get(k) for k in keys} for s in ("val", "test") if s in report}
         return self.end("finished", results=results)
 
@@ -249,6 +254,32 @@ class Recorder:
         return evaluate.write_eval(
             self.run_dir / runs.EVAL_DIR, splits, class_names, thresholds, meta=meta
         )
+
+    def write_translation_eval(
+        self, report: dict[str, Any], rows: dict[str, dict[str, list[dict[str, str]]]]
+    ) -> dict[str, Any] | None:
+        """eval/ of a translation run: ``translations.csv`` (split, id, reference,
+        hypothesis (greedy), hypothesis_beam), then ``report.json`` (last: its presence
+        means the set is complete). ``rows``: split -> decoding -> rows in dataset order.
+        Returns the report; None off main."""
+        if not self.enabled:
+            return None
+        import csv
+        import io
+
+        eval_dir = self.run_dir / runs.EVAL_DIR
+        eval_dir.mkdir(parents=True, exist_ok=True)
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(("split", "id", "reference", "hypothesis", "hypothesis_beam"))
+        for split, by_decoding in rows.items():
+            greedy = by_decoding.get("greedy") or []
+            beam = {r["id"]: r["hypothesis"] for r in by_decoding.get("beam") or []}
+            for r in greedy:
+                w.writerow((split, r["id"], r["reference"], r["hypothesis"], beam.get(r["id"], "")))
+        runs.atomic_write_bytes(eval_dir / TRANSLATIONS_CSV, buf.getvalue().encode("utf-8"))
+        runs.atomic_write_json(eval_dir / "report.json", report)
+        return report
 
     def log_traceback(self) -> None:
         """Append the exception being handled, in full, to log.txt (best effort)."""
@@ -370,7 +401,34 @@ def log_start(model_name: str, num_params: int, accelerator: Any, steps: int) ->
     )
 
 
+def _best_acc(prior: float | None, value: float | None) -> float | None:
+    """The best validation accuracy so far (a translation run has none: it stays null)."""
+    if value is None:
+        return prior
+    return max(prior or 0.0, value)
+
+
+def _num(v: Any) -> float:
+    return float("nan") if v is None else float(v)
+
+
 def log_epoch(row: dict[str, Any], max_epochs: int, improved: bool) -> None:
+    if "val_bleu4" in row:  # a translation run
+        log.info(
+            "epoch %d/%d  train_loss %.4f  val_loss %.4f  BLEU-4 %.2f  chrF %.2f  WER %.3f  "
+            "lr %.2e  %.1fs%s",
+            row["epoch"],
+            max_epochs,
+            row["train_loss"],
+            _num(row.get("val_loss")),
+            _num(row.get("val_bleu4")),
+            _num(row.get("val_chrf")),
+            _num(row.get("val_wer")),
+            row["lr"],
+            row["epoch_time_s"],
+            "  *" if improved else "",
+        )
+        return
     log.info(
         "epoch %d/%d  train_loss %.4f  val_loss %.4f  val_acc %.4f  top5 %.4f  lr %.2e  %.1fs%s",
         row["epoch"],

@@ -84,7 +84,8 @@ class RunMeta:
     best_val_acc: float | None = _field("the best validation accuracy, whatever the monitor")
     last_metrics: dict[str, Any] | None = _field("the latest epoch row, without t and kind")
     results: dict[str, Any] | None = _field(
-        "per split, best.pt's accuracy, top5_accuracy, per_class_accuracy and macro_f1"
+        "per split, best.pt's accuracy, top5_accuracy, per_class_accuracy and macro_f1 "
+        "(translation: bleu4, chrf, wer and nll, greedy)"
     )
     device: str | None = _field("the torch device the engine trains on (cpu, cuda:0)")
     world_size: int | None = _field("training processes (one per GPU with --gpus N)")
@@ -133,6 +134,22 @@ class SplitFigures:
     pr_auc: float | None = _field("binary tasks only: average precision of the positive class")
 
 
+@dataclass(frozen=True)
+class TranslationFigures:
+    """The figures of a split a translation model was evaluated on
+    (engine.translation_eval): report.json's "val"/"test" (greedy) and "beam" -> split, and
+    the eval rows; with ``nll`` and ``num_samples`` of SplitFigures. Undefined ones are null."""
+
+    token_accuracy: float | None = _field("teacher-forced token accuracy")
+    bleu1: float | None = _field("corpus BLEU-1 of the generated sentences (0..100)")
+    bleu2: float | None = _field("corpus BLEU-2 (0..100)")
+    bleu3: float | None = _field("corpus BLEU-3 (0..100)")
+    bleu4: float | None = _field("corpus BLEU-4 (0..100)")
+    chrf: float | None = _field("chrF (sacrebleu, 0..100)")
+    wer: float | None = _field("word error rate (jiwer, 0..1; lower is better)")
+    num_beams: int | None = _field("beam width of the decoding (1: greedy)")
+
+
 # --------------------------------------------------------------------------- metrics.jsonl
 
 
@@ -170,6 +187,16 @@ class EpochRow(_Row):
     val_per_class_acc: float | None = _field("validation mean per-class recall", always=True)
     val_macro_f1: float | None = _field("validation macro F1", always=True)
     val_blank_share: float | None = _field("CTC models: share of validation frames predicted blank")
+    train_token_acc: float | None = _field(
+        "translation: teacher-forced token accuracy over the epoch (train_acc is null)"
+    )
+    val_token_acc: float | None = _field("translation: validation teacher-forced token accuracy")
+    val_bleu1: float | None = _field("translation: validation corpus BLEU-1, greedy (0..100)")
+    val_bleu2: float | None = _field("translation: validation corpus BLEU-2, greedy (0..100)")
+    val_bleu3: float | None = _field("translation: validation corpus BLEU-3, greedy (0..100)")
+    val_bleu4: float | None = _field("translation: validation corpus BLEU-4, greedy (0..100)")
+    val_chrf: float | None = _field("translation: validation chrF, greedy (0..100)")
+    val_wer: float | None = _field("translation: validation word error rate, greedy (0..1)")
     lr: float | None = _field("the learning rate at the epoch's end", always=True)
     epoch_time_s: float | None = _field(
         "seconds of training in the epoch (validation left out)", always=True
@@ -186,16 +213,40 @@ class EpochRow(_Row):
 
 
 @dataclass(frozen=True)
-class EvalRow(_Row, SplitFigures):
+class EvalRow(TranslationFigures, _Row, SplitFigures):
     """best.pt's figures on one split, one row per split when training ends."""
 
     split: str | None = _field("the split evaluated: val or test", always=True)
     epoch: int | None = _field("best.pt's epoch", always=True)
     step: int | None = _field("optimiser steps done when training ended", always=True)
     blank_share: float | None = _field("CTC models: share of the split's frames predicted blank")
+    decoding: str | None = _field(
+        "translation: how the sentences were generated", choices=("greedy", "beam")
+    )
 
 
-METRIC_ROWS: dict[str, type] = {"step": StepRow, "epoch": EpochRow, "eval": EvalRow}
+@dataclass(frozen=True)
+class ExamplesRow(_Row):
+    """Translation: a few validation sentences, reference vs what the model wrote, after
+    each epoch (greedy decoding)."""
+
+    epoch: int | None = _field("the epoch just completed (1-based)", always=True)
+    step: int | None = _field("optimiser steps done, over all epochs", always=True)
+    split: str | None = _field("the split the examples come from", always=True)
+    decoding: str | None = _field(
+        "how the hypotheses were generated", always=True, choices=("greedy", "beam")
+    )
+    examples: list[dict[str, Any]] | None = _field(
+        "one {id, reference, hypothesis} object per example", always=True
+    )
+
+
+METRIC_ROWS: dict[str, type] = {
+    "step": StepRow,
+    "epoch": EpochRow,
+    "eval": EvalRow,
+    "examples": ExamplesRow,
+}
 
 
 # --------------------------------------------------------------------------- system.jsonl
@@ -362,6 +413,8 @@ ROW_FIGURES = frozenset(
 )
 # a split's figures (report.json's val/test): all numbers
 REPORT_FIGURES = keys(SplitFigures)
+# a translation split's figures (report.json's val/test and beam of a translation run)
+TRANSLATION_FIGURES = keys(TranslationFigures)
 # the scores summarize computes for every split, and those only a binary task has
 BINARY_SCORES = keys(SplitFigures, "roc_auc", "pr_auc")
 SPLIT_SCORES = tuple(k for k in keys_of_type(SplitFigures, "float") if k not in BINARY_SCORES)

@@ -43,6 +43,7 @@ from engine.models import ModelError, build_model
 from engine.monitor import Monitor
 from engine.recording import Recorder, setup_logging
 from engine.schedules import build_scheduler
+from engine.schema import SplitFigures, always
 
 log = logging.getLogger("engine")
 
@@ -104,8 +105,21 @@ VAL_FIGURES = (
 
 
 def _zero_sums() -> dict[str, Any]:
-    """The running sums of an epoch's training loss and accuracy."""
-    return {"loss_sum": 0.0, "correct": 0, "seen": 0}
+    """The running sums of an epoch's training loss and accuracy (a translation model's
+    accuracy is over tokens: ``tokens``, ``token_correct``)."""
+    return {"loss_sum": 0.0, "correct": 0, "seen": 0, "tokens": 0, "token_correct": 0}
+
+
+#: classification figures a translation run cannot monitor; the default ``val_acc`` means
+#: "the default" there, which for translation is ``val_loss``
+_CLASSIFICATION_MONITORS = ("val_acc",)
+
+
+def is_translation(cfg: RunConfig) -> bool:
+    """The run translates (its source is ``translation`` or a subclass of its options)."""
+    from engine.data.translation import TranslationData
+
+    return isinstance(cfg.data, TranslationData)
 
 
 class Trainer:
@@ -127,7 +141,13 @@ class Trainer:
         self.init_checkpoint = init_checkpoint
         self.stop = stop or StopFlag()
         self.on_step = on_step
-        self.monitor = Monitor.from_config(cfg.training)
+        self.translation = is_translation(cfg)
+        training = cfg.training
+        if self.translation and training.monitor in _CLASSIFICATION_MONITORS:
+            training = training.model_copy(update={"monitor": "val_loss"})
+        self.monitor = Monitor.from_config(training)
+        self.monitor_training = training  # cfg.training, with the monitor in effect
+        self._examples: list[dict[str, str]] | None = None
 
     # ---- set-up ---------------------------------------------------------------------
 
@@ -141,7 +161,14 @@ class Trainer:
         set_seed(t.seed)
         self._load_data()
         set_seed(t.seed)
+        if self.translation:  # the model saves (or on resume reloads) its tokenizer here
+            self.bundle.run_dir = self.run_dir
         model = build_model(self.cfg, self.bundle)
+        if self.translation != (model.task == "translation"):
+            raise ModelError(
+                f"model '{self.cfg.model.name}' does {model.task} but data.source "
+                f"'{self.cfg.data.source}' is {'' if self.translation else 'not '}translation"
+            )
         self.num_params = sum(p.numel() for p in model.parameters())
         if self.init_checkpoint:
             checkpoint.load_init_weights(model, self.init_checkpoint)
@@ -150,7 +177,8 @@ class Trainer:
         self.classical = model.is_classical
         self._prepare(model)
         b, acc = self.bundle, self.accelerator
-        self.class_weight = b.class_weights().to(acc.device) if t.class_weighted else None
+        weighted = t.class_weighted and not self.translation
+        self.class_weight = b.class_weights().to(acc.device) if weighted else None
         # progress (restored by resume)
         self.epoch = 0  # completed epochs
         self.step_in_epoch = 0  # optimizer steps done in the current, unfinished epoch
@@ -208,7 +236,7 @@ class Trainer:
         self.passes_per_epoch = self.train_sampler.passes
         self.steps_per_epoch = math.ceil(len(self.train_sampler) / cfg.data.batch_size)
         recording.log_small_splits(
-            one_pass, self.passes_per_epoch, self.steps_per_epoch, t, len(b.val)
+            one_pass, self.passes_per_epoch, self.steps_per_epoch, self.monitor_training, len(b.val)
         )
 
     def _prepare(self, model: nn.Module) -> None:
@@ -370,12 +398,17 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         if self.sched_when == "step" and not acc.optimizer_step_was_skipped:
             self.scheduler.step()
-        n, value = int(batch["label"].shape[0]), float(loss.detach())
-        with torch.no_grad():
-            pred = net.class_scores(out.detach(), batch).argmax(-1)
+        n, value = int(batch["index"].shape[0]), float(loss.detach())
         self.epoch_acc["loss_sum"] += value * n
         self.epoch_acc["seen"] += n
-        self.epoch_acc["correct"] += int((pred == batch["label"]).sum())
+        with torch.no_grad():
+            if self.translation:
+                _, tokens, correct = net.token_sums(out)
+                self.epoch_acc["tokens"] = self.epoch_acc.get("tokens", 0) + tokens
+                self.epoch_acc["token_correct"] = self.epoch_acc.get("token_correct", 0) + correct
+            else:
+                pred = net.class_scores(out.detach(), batch).argmax(-1)
+                self.epoch_acc["correct"] += int((pred == batch["label"]).sum())
         return n, value
 
     def train_epoch(self) -> bool:
@@ -412,25 +445,50 @@ class Trainer:
         if not self.train_epoch():
             return None
         epoch_time = time.perf_counter() - t0
-        val, *_ = self.evaluate_split(self.val_loader)
         ea = sum_over_processes(acc, self.epoch_acc)
+        if self.translation:
+            figures = self._translation_val()
+        else:
+            val, *_ = self.evaluate_split(self.val_loader)
+            figures = {
+                "train_acc": ea["correct"] / max(ea["seen"], 1),
+                **{key: val[figure] for key, figure in VAL_FIGURES},
+            }
+            if "blank_share" in val:
+                figures["val_blank_share"] = val["blank_share"]
         row = {
             "epoch": self.epoch + 1,
             "step": self.global_step,
             "train_loss": ea["loss_sum"] / max(ea["seen"], 1),
-            "train_acc": ea["correct"] / max(ea["seen"], 1),
-            **{key: val[figure] for key, figure in VAL_FIGURES},
+            **figures,
             "lr": self.lr(),
             "epoch_time_s": epoch_time,
             "samples_per_s": (self.epoch_acc["seen"] - seen0)
             * acc.num_processes
             / max(epoch_time, 1e-9),
         }
-        if "blank_share" in val:
-            row["val_blank_share"] = val["blank_share"]
         if acc.num_processes > 1:
             row["sync_max_diff"] = param_spread(acc, self.model)
         return row
+
+    def _translation_val(self) -> dict[str, Any]:
+        """A translation epoch's figures: teacher-forced token loss and accuracy, greedy
+        BLEU-1..4, chrF and WER on val (engine.translation_eval); keeps its examples for
+        the examples row. Token accuracy of training is this process's (not summed)."""
+        from engine import translation_eval
+
+        t = self.cfg.training
+        summary, _ = translation_eval.evaluate(
+            self.model, self.val_loader, self.accelerator, num_beams=1, num_examples=t.num_examples
+        )
+        self._examples = summary["examples"]
+        tokens = self.epoch_acc.get("tokens", 0)
+        return {
+            "train_acc": None,
+            **{key: None for key, _ in VAL_FIGURES},  # classification figures: none here
+            "train_token_acc": self.epoch_acc.get("token_correct", 0) / tokens if tokens else None,
+            **{key: summary[figure] for key, figure in translation_eval.EPOCH_FIGURES},
+        }
 
     def _end_epoch(self, row: dict[str, Any]) -> None:
         """Close a completed epoch: best so far, scheduler, metrics row, checkpoints."""
@@ -444,6 +502,16 @@ class Trainer:
             self.scheduler.step(self.monitor.last)
         row["best"] = improved
         self.rec.metric("epoch", **row)
+        if self._examples:
+            self.rec.metric(
+                "examples",
+                epoch=row["epoch"],
+                step=row["step"],
+                split="val",
+                decoding="greedy",
+                examples=self._examples,
+            )
+            self._examples = None
         if improved:
             self.save("best.pt")
         self.save("last.pt")
@@ -504,6 +572,8 @@ class Trainer:
         acc.wait_for_everyone()
         if best.is_file():
             checkpoint.load_weights(acc.unwrap_model(self.model), best)
+        if self.translation:
+            return self._final_translation_eval()
         splits: dict[str, dict[str, Any]] = {}
         loaders = [("val", self.val_loader)]
         if self.test_loader is not None and t.eval_test:
@@ -513,6 +583,58 @@ class Trainer:
             splits[name] = {"ids": ids, "y_true": labels, "probs": probs}
             self.rec.eval_row(name, summary, epoch=self.monitor.best_epoch, step=self.global_step)
         return self.rec.write_eval(splits, self.bundle.class_names, t, self.monitor.best_epoch)
+
+    def _final_translation_eval(self) -> dict[str, Any] | None:
+        """best.pt on val (and test), greedy and beam search (``training.num_beams``): an
+        eval row per split and decoding, eval/report.json (greedy figures under the split,
+        beam ones under ``beam``) and eval/translations.csv."""
+        from engine import translation_eval
+
+        t = self.cfg.training
+        loaders = [("val", self.val_loader)]
+        if self.test_loader is not None and t.eval_test:
+            loaders.append(("test", self.test_loader))
+        report: dict[str, Any] = {
+            "task": "translation",
+            "checkpoint": "best.pt",
+            "best_epoch": self.monitor.best_epoch,
+            "monitor": self.monitor.metric,
+            "num_beams": t.num_beams,
+            "splits": [name for name, _ in loaders],
+            "beam": {},
+        }
+        rows: dict[str, dict[str, list[dict[str, str]]]] = {}
+        decodings = [("greedy", 1)] + ([("beam", t.num_beams)] if t.num_beams > 1 else [])
+        for name, loader in loaders:
+            rows[name] = {}
+            for decoding, beams in decodings:
+                summary, split_rows = translation_eval.evaluate(
+                    self.model, loader, self.accelerator, num_beams=beams, num_examples=0
+                )
+                figures = translation_eval.figures(summary)
+                rows[name][decoding] = split_rows
+                if decoding == "greedy":
+                    report[name] = figures
+                else:
+                    report["beam"][name] = figures
+                self.rec.metric(
+                    "eval",
+                    split=name,
+                    decoding=decoding,
+                    epoch=self.monitor.best_epoch,
+                    step=self.global_step,
+                    # an eval row carries every classification figure; here they are null
+                    **{**dict.fromkeys(always(SplitFigures)), **figures},
+                )
+                log.info(
+                    "%s (%s): BLEU-4 %.2f  chrF %.2f  WER %s",
+                    name,
+                    decoding,
+                    figures["bleu4"] or 0.0,
+                    figures["chrf"] or 0.0,
+                    "n/a" if figures["wer"] is None else f"{figures['wer']:.3f}",
+                )
+        return self.rec.write_translation_eval(report, rows)
 
 
 def run_training(

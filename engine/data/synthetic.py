@@ -126,17 +126,19 @@ def class_counts(cfg: SyntheticConfig) -> list[int]:
     return [max(3, int(round(cfg.samples_per_class * r))) for r in ratio]
 
 
-def settings_hash(cfg: SyntheticConfig) -> str:
+def generated_root(prefix: str, generator: dict[str, Any], settings: Any) -> Path:
+    """Where a generated dataset lives by default: ``$SLR_CACHE_DIR`` (else
+    ``~/.cache/slr``) / ``<prefix>-<hash of the generator and its settings>``, so other
+    settings never reuse the folder (``settings`` is a pydantic model)."""
     blob = json.dumps(
-        {"generator": GENERATOR, "settings": cfg.model_dump(mode="json")}, sort_keys=True
+        {"generator": generator, "settings": settings.model_dump(mode="json")}, sort_keys=True
     )
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+    base = os.environ.get("SLR_CACHE_DIR") or Path.home() / ".cache" / "slr"
+    return Path(base).expanduser() / f"{prefix}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 
 def default_root(cfg: SyntheticConfig) -> Path:
-    """``$SLR_CACHE_DIR`` (else ``~/.cache/slr``) / ``synthetic-<settings hash>``."""
-    base = os.environ.get("SLR_CACHE_DIR") or Path.home() / ".cache" / "slr"
-    return Path(base).expanduser() / f"synthetic-{settings_hash(cfg)}"
+    return generated_root("synthetic", GENERATOR, cfg)
 
 
 # --------------------------------------------------------------------------- geometry

@@ -173,3 +173,68 @@ class MiniRocketOptions(ModelOptions):
         description="Recordings are zero-padded to this many frames (null: the longest "
         "training recording); longer ones are transformed at their own length.",
     )
+
+
+class MultistreamSeq2SeqOptions(ModelOptions):
+    """``multistream_seq2seq``: per-stream encoders (CNN or DINOv2 for crops, MLP for
+    pose), fused, a temporal Transformer, and a HuggingFace seq2seq decoder (translation)."""
+
+    name: str = Field("multistream_seq2seq", description="multistream_seq2seq (any case).")
+    image_backbone: str | None = Field(
+        None,
+        description="Hub id or local folder of a DINOv2 model (transformers AutoModel) for "
+        "the crops (null: a small CNN per stream, trained from scratch).",
+    )
+    cnn_channels: list[int] = Field(
+        default_factory=lambda: [16, 32, 64, 128],
+        description="The small CNN: channels of its stride-2 conv blocks.",
+    )
+    share_image_encoder: bool = Field(
+        False, description="One image encoder for face and both hands (fewer parameters)."
+    )
+    freeze_backbone_epochs: int = Field(
+        0, ge=0, description="Epochs the image backbone (DINOv2) stays fixed."
+    )
+    pose_hidden: int = Field(128, ge=1, description="Hidden width of the pose MLP.")
+    projector_dim: int = Field(128, ge=1, description="Each stream is projected to this width.")
+    fusion: Literal["concat", "sum"] = Field(
+        "concat", description="Fuse streams by concatenation or by a masked sum."
+    )
+    d_model: int = Field(128, ge=8, description="Width of the temporal encoder (and decoder).")
+    temporal_layers: int = Field(2, ge=0, description="Temporal Transformer encoder layers.")
+    temporal_heads: int = Field(4, ge=1, description="Attention heads of the temporal encoder.")
+    encoder_dropout: float = Field(
+        0.1, ge=0, lt=1, description="Dropout in the pose MLP and the temporal encoder."
+    )
+    decoder_model: str | None = Field(
+        None,
+        description="Hub id or local folder of a T5/BART checkpoint: its decoder is used "
+        "(d_model must match).",
+    )
+    decoder_config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="A random-init decoder: model_type (t5 or bart, default t5) and config "
+        "fields (default: a tiny one, d_model as the encoder).",
+    )
+    decoder_class: str | None = Field(
+        None,
+        description="package.module:Class of your own decoder, built with decoder_kwargs "
+        "(your code, imported because your config names it).",
+    )
+    decoder_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword arguments of decoder_class."
+    )
+    tokenizer: str | None = Field(
+        None,
+        description="Hub id or local folder of a tokenizer (null: train one on the training "
+        "sentences, saved as RUN/tokenizer.json).",
+    )
+    tokenizer_type: Literal["bpe", "wordpiece", "unigram", "word"] = Field(
+        "bpe", description="The trained tokenizer's model (tokenizers library)."
+    )
+    vocab_size: int = Field(
+        1000, ge=16, description="The trained tokenizer's vocabulary size at most."
+    )
+    max_new_tokens: int | None = Field(
+        None, ge=1, description="Generation length (null: data.max_target_length)."
+    )

@@ -106,7 +106,7 @@ def train_tokenizer(texts: list[str], kind: str = "bpe", vocab_size: int = 1000)
     elif kind == "wordpiece":
         tok = Tokenizer(models.WordPiece(unk_token=UNK))
         tok.normalizer = normalizers.NFC()
-        tok.pre_tokenizer = pre_tokenizers.Whitespace()
+        tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()  # "¿yo" stays one word
         tok.decoder = decoders.WordPiece()
         trainer = trainers.WordPieceTrainer(
             vocab_size=vocab_size, special_tokens=SPECIALS, show_progress=False
@@ -122,7 +122,7 @@ def train_tokenizer(texts: list[str], kind: str = "bpe", vocab_size: int = 1000)
     elif kind == "word":
         tok = Tokenizer(models.WordLevel(unk_token=UNK))
         tok.normalizer = normalizers.NFC()
-        tok.pre_tokenizer = pre_tokenizers.Whitespace()
+        tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()  # "¿yo" stays one word
         tok.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
         trainer = trainers.WordLevelTrainer(
             vocab_size=vocab_size, special_tokens=SPECIALS, show_progress=False

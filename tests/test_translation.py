@@ -436,3 +436,28 @@ def test_a_local_dinov2_backbone_and_t5_checkpoint_load(tmp_path):
     wide = type(cfg.model).model_validate({**opts.model_dump(), "d_model": 64})
     with pytest.raises(ModelError, match="d_model mismatch"):
         build_model(cfg.model_copy(update={"model": wide}), bundle)
+
+
+@pytest.mark.parametrize("kind", ["bpe", "word", "wordpiece", "unigram"])
+def test_every_tokenizer_kind_round_trips_punctuated_sentences(kind):
+    """Punctuation glued to a word ("¿tú", "leche?") comes back glued: a tokenizer that
+    decoded "¿ tú" would cost BLEU on every question."""
+    from engine import tokenization
+
+    texts = ["¿tú no quieres la leche?", "yo quiero el pan.", "¿él come?"] * 4
+    tok = tokenization.train_tokenizer(texts, kind, 200)
+    for text in texts[:3]:
+        assert tok.decode(tok.encode(text)) == text
+
+
+def test_sentences_longer_than_max_target_length_are_reported(caplog):
+    """A target cut at data.max_target_length cannot be learned whole: say so at build."""
+    from engine import tokenization
+    from engine.models import multistream_seq2seq as ms
+
+    texts = ["uno dos tres cuatro cinco seis", "uno"]
+    tok = tokenization.train_tokenizer(texts, "word", 50)
+    with caplog.at_level("WARNING", logger=ms.__name__):
+        assert ms._warn_truncation(texts, tok, 4) == 1
+    assert "1 of 2 training sentences are longer than data.max_target_length=4" in caplog.text
+    assert ms._warn_truncation(texts, tok, 7) == 0

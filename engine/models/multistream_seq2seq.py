@@ -26,6 +26,7 @@ resume.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,6 +37,8 @@ from torch import nn
 from engine import tokenization
 from engine.errors import ModelError
 from engine.models.base import ExportSpec, SLRModel
+
+log = logging.getLogger(__name__)
 
 IMAGE_STREAMS = ("face", "hand_left", "hand_right")
 POSE_POINTS = 33
@@ -520,5 +523,27 @@ def build(cfg: Any, bundle: Any) -> MultistreamSeq2Seq:
     if cfg.model.decoder_model and not cfg.model.decoder_class:
         start = _decoder_start(cfg.model.decoder_model)
     run_dir = getattr(bundle, "run_dir", None)
-    tok = tokenization.resolve(cfg.model, list(bundle.train.texts), run_dir, bos_id=start)
+    texts = list(bundle.train.texts)
+    tok = tokenization.resolve(cfg.model, texts, run_dir, bos_id=start)
+    _warn_truncation(texts, tok, data.max_target_length)
     return MultistreamSeq2Seq(cfg.model, data, tok)
+
+
+def _warn_truncation(texts: list[str], tok: tokenization.TextTokenizer, limit: int) -> int:
+    """Log how many training sentences are longer than ``data.max_target_length`` tokens
+    (with ``</s>``): those are cut, so the model can never produce their end (a byte-level
+    BPE whose vocabulary is too small to learn merges makes every character a token).
+    Returns the count."""
+    lengths = [len(tok.encode(t)) + 1 for t in texts]
+    cut = sum(n > limit for n in lengths)
+    if cut:
+        log.warning(
+            "%d of %d training sentences are longer than data.max_target_length=%d tokens "
+            "(longest %d) and are cut; raise data.max_target_length or the tokenizer's "
+            "vocabulary size",
+            cut,
+            len(texts),
+            limit,
+            max(lengths),
+        )
+    return cut

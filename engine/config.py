@@ -44,7 +44,6 @@ SECTIONS = ("data", "model", "optim", "training")
 MAX_BATCH = 65536  # a batch larger than this is a typo (1e12), not a plan
 
 
-
 class Section(BaseModel):
     """The base of every config section: unknown keys are errors, so are inf and nan."""
 

@@ -15,15 +15,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.config import ConfigError
+from engine.schema import lower_is_better
 
 log = logging.getLogger("engine")
 
 
 def resolve_mode(metric: str, mode: str = "auto") -> str:
-    """``min`` or ``max``; ``auto`` means min for a ``*loss`` metric, max otherwise."""
+    """``min`` or ``max``; ``auto`` means min for a ``*loss`` or ``*wer`` metric, max
+    otherwise."""
     if mode != "auto":
         return mode
-    return "min" if metric.endswith("loss") else "max"
+    return "min" if lower_is_better(metric) else "max"
 
 
 @dataclass

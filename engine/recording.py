@@ -25,7 +25,6 @@ from engine import evaluate, runs
 log = logging.getLogger("engine")
 
 #: a translation run's generated sentences, per split (eval/)
-TRANSLATIONS_CSV = "translations.csv"
 
 #: the data facts run.json keeps (the rest of the bundle's info is in data.json)
 DATA_INFO_KEYS = ("root", "per_split", "missing", "unreadable")
@@ -277,7 +276,7 @@ class Recorder:
             beam = {r["id"]: r["hypothesis"] for r in by_decoding.get("beam") or []}
             for r in greedy:
                 w.writerow((split, r["id"], r["reference"], r["hypothesis"], beam.get(r["id"], "")))
-        runs.atomic_write_bytes(eval_dir / TRANSLATIONS_CSV, buf.getvalue().encode("utf-8"))
+        runs.atomic_write_bytes(eval_dir / runs.TRANSLATIONS_CSV, buf.getvalue().encode("utf-8"))
         runs.atomic_write_json(eval_dir / "report.json", report)
         return report
 

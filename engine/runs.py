@@ -35,6 +35,7 @@ from engine.schema import (  # noqa: F401
     ROW_FIGURES,
     ROW_POSITION,
     STATUSES,
+    TRANSLATION_FIGURES,
     EpochRow,
     EvalRow,
     GpuReading,
@@ -46,6 +47,8 @@ from engine.schema import (  # noqa: F401
     check_metric_row,
     check_run_fields,
     check_system_row,
+    keys,
+    lower_is_better,
     specs,
 )
 
@@ -56,6 +59,7 @@ SYSTEM = "system.jsonl"
 LOG = "log.txt"
 EVAL_DIR = "eval"
 THRESHOLD_JSON = "threshold.json"
+TRANSLATIONS_CSV = "translations.csv"  # in eval/ of a translation run (engine.recording)
 DATA_JSON = "data.json"
 NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 LOW_SPACE_BYTES = 1 << 20  # below this much free space a run does not start
@@ -456,13 +460,34 @@ def _clean_row_fully(row: dict[str, Any]) -> dict[str, Any] | None:
             (bad := bad or []).append(key)
     for key in bad or ():
         row[key] = None
+    if kind == "examples" and "examples" in row:
+        row["examples"] = _clean_examples(row["examples"])
     return row
+
+
+_EXAMPLE_TEXTS = ("id", "reference", "hypothesis")
+
+
+def _clean_examples(v: Any) -> list[dict[str, Any]] | None:
+    """An examples row's ``examples``: the entries that are objects, with ``id``,
+    ``reference`` and ``hypothesis`` strings (else null); null when it is not a list."""
+    if not isinstance(v, list):
+        return None
+    out = []
+    for e in v:
+        if isinstance(e, dict):
+            out.append({k: e.get(k) if type(e.get(k)) is str else None for k in _EXAMPLE_TEXTS})
+    return out
+
+
+# a split's figures, classification's and translation's (report.json's val/test/beam)
+_SPLIT_FIGURES = tuple(dict.fromkeys((*REPORT_FIGURES, *TRANSLATION_FIGURES)))
 
 
 def _figures(d: dict[str, Any]) -> dict[str, Any]:
     """A split's figures with the known ones numeric (else null)."""
     out = dict(d)
-    for k in REPORT_FIGURES:
+    for k in _SPLIT_FIGURES:
         if k in out and not (out[k] is None or _is_number(out[k])):
             out[k] = None
     return out
@@ -471,7 +496,9 @@ def _figures(d: dict[str, Any]) -> dict[str, Any]:
 def clean_report(raw: Any) -> dict[str, Any] | None:
     """eval/report.json as readers use it: None when it is not an object; a split that is
     not an object, a best threshold or calibration of the wrong shape, or a count that is
-    not an integer is left out; figures that are not numbers become null."""
+    not an integer is left out; figures that are not numbers become null. A translation
+    run's report (``task: "translation"``) keeps its beam-search figures (``beam`` ->
+    split), cleaned the same way."""
     if not isinstance(raw, dict):
         return None
     rep = dict(raw)
@@ -481,9 +508,20 @@ def clean_report(raw: Any) -> dict[str, Any] | None:
                 rep[split] = _figures(rep[split])
             else:
                 del rep[split]
-    for key in ("num_classes", "best_epoch"):
+    for key in ("num_classes", "best_epoch", "num_beams"):
         if key in rep and type(rep[key]) is not int:
             del rep[key]
+    for key in ("task", "monitor"):
+        if key in rep and type(rep[key]) is not str:
+            del rep[key]
+    beam = rep.get("beam")
+    if beam is not None:
+        if isinstance(beam, dict):
+            rep["beam"] = {
+                s: _figures(beam[s]) for s in ("val", "test") if isinstance(beam.get(s), dict)
+            }
+        else:
+            del rep["beam"]
     best = rep.get("best_threshold")
     if best is not None:
         if isinstance(best, dict):
@@ -517,6 +555,41 @@ def clean_report(raw: Any) -> dict[str, Any] | None:
         else:
             del rep["calibration"]
     return rep
+
+
+_TRANSLATION_COLUMNS = ("split", "id", "reference", "hypothesis", "hypothesis_beam")
+
+
+def read_translations(
+    eval_dir: str | Path, split: str | None = None
+) -> tuple[list[dict[str, str]], str | None]:
+    """(eval/translations.csv's rows, of ``split`` when given; None, or why there are
+    none). Each row has split, id, reference, hypothesis (greedy) and hypothesis_beam as
+    strings (empty when the run did no beam search); a file that is not UTF-8 or lacks the
+    columns is one reason, never an exception."""
+    import csv
+
+    path = Path(eval_dir) / TRANSLATIONS_CSV
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            missing = [
+                c
+                for c in ("split", "reference", "hypothesis")
+                if c not in (reader.fieldnames or ())
+            ]
+            if missing:
+                return [], f"{path.name} has no {', '.join(missing)} column"
+            rows = [
+                {c: r.get(c) if isinstance(r.get(c), str) else "" for c in _TRANSLATION_COLUMNS}
+                for r in reader
+                if split is None or r.get("split") == split
+            ]
+    except FileNotFoundError:
+        return [], "missing"
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        return [], f"cannot read {path.name}: {exc}"
+    return rows, None
 
 
 def clean_config(raw: Any) -> dict[str, Any]:
@@ -752,6 +825,58 @@ def close_session(meta: dict[str, Any], now: float | None = None) -> dict[str, A
     return {"active_s": active_seconds(meta, now, "running") or 0.0, "session_started_at": None}
 
 
+# --------------------------------------------------------------------------- translation runs
+
+#: the model families that translate (the engine refuses them on classification data and
+#: a classifier on translation data) and the data sources of signed sentences
+TRANSLATION_MODELS = ("multistream_seq2seq",)
+TRANSLATION_SOURCES = ("translation", "synthetic_translation")
+#: the epoch-row figures only a translation run records (any of them may be its monitor)
+TRANSLATION_ROW_KEYS = keys(
+    EpochRow,
+    "train_token_acc",
+    "val_token_acc",
+    "val_bleu1",
+    "val_bleu2",
+    "val_bleu3",
+    "val_bleu4",
+    "val_chrf",
+    "val_wer",
+)
+
+
+def translation_meta(meta: dict[str, Any]) -> bool:
+    """run.json says the run translates: it monitors a translation figure, its latest
+    epoch row has one, or its results are BLEU/chrF/WER. (Before its first epoch a
+    translation run that monitors val_loss looks like any other: see
+    :meth:`RunInfo.task`.)"""
+    if meta.get("monitor") in TRANSLATION_ROW_KEYS:
+        return True
+    last = meta.get("last_metrics")
+    if isinstance(last, dict) and any(last.get(k) is not None for k in TRANSLATION_ROW_KEYS):
+        return True
+    results = meta.get("results")
+    if isinstance(results, dict):
+        return any(isinstance(r, dict) and "bleu4" in r for r in results.values())
+    return False
+
+
+def translation_config(cfg: dict[str, Any]) -> bool:
+    """A (clean) config.json that trains a translation model or reads signed sentences."""
+    model = (cfg.get("model") or {}).get("name")
+    source = (cfg.get("data") or {}).get("source")
+    return (isinstance(model, str) and model.lower() in TRANSLATION_MODELS) or (
+        source in TRANSLATION_SOURCES
+    )
+
+
+def translation_monitor(monitor: Any) -> str:
+    """The figure a translation run monitors: the config's, except classification's
+    default ``val_acc`` (which means "the default" there: ``val_loss``, as the trainer
+    does)."""
+    return monitor if isinstance(monitor, str) and monitor != "val_acc" else "val_loss"
+
+
 @dataclass
 class RunInfo:
     """One run folder as viewers see it. ``problem`` says why its run.json is unreadable
@@ -808,6 +933,21 @@ class RunInfo:
     def duration_s(self) -> float | None:
         return active_seconds(self.meta, time.time(), self.status)
 
+    @property
+    def translation(self) -> bool:
+        """The run translates, as far as run.json tells (cheap: the runs list)."""
+        return translation_meta(self.meta)
+
+    def task(self) -> str:
+        """``translation`` or ``classification``: run.json, else eval/report.json, else
+        config.json (a translation run before its first epoch)."""
+        if self.translation:
+            return "translation"
+        rep = self.report()
+        if rep and rep.get("task") == "translation":
+            return "translation"
+        return "translation" if translation_config(self.config()) else "classification"
+
     def config(self) -> dict[str, Any]:
         return clean_config(_read_json_any(self.path / CONFIG_JSON)[0])
 
@@ -838,6 +978,8 @@ def rebuild_meta(path: str | Path) -> dict[str, Any] | None:
     meta: dict[str, Any] = {"id": path.name, "status": "starting"}
     training = cfg.get("training") or {}
     monitor = training.get("monitor") if isinstance(training.get("monitor"), str) else "val_acc"
+    if translation_config(cfg):
+        monitor = translation_monitor(monitor)
     mode = training.get("monitor_mode")
     if isinstance(cfg.get("name"), str):
         meta["preset"] = cfg["name"]
@@ -850,7 +992,7 @@ def rebuild_meta(path: str | Path) -> dict[str, Any] | None:
     except Exception:  # noqa: BLE001 - a config this version cannot validate: no label
         pass
     if mode not in ("min", "max"):
-        mode = "min" if monitor.endswith("loss") else "max"
+        mode = "min" if lower_is_better(monitor) else "max"
     meta["monitor"], meta["monitor_mode"] = monitor, mode
     rows = read_jsonl(path / METRICS)
     times = [r["t"] for r in rows if _is_number(r.get("t"))]

@@ -27,6 +27,14 @@ ACTIVE = ("running", "starting")
 RESUMABLE = ("stopped", "failed", "lost")
 
 
+LOWER_IS_BETTER = ("loss", "wer")  # metric name endings where smaller is better
+
+
+def lower_is_better(metric: str) -> bool:
+    """``val_loss``, ``train_loss``, ``val_wer``: smaller is better; anything else larger."""
+    return metric.endswith(LOWER_IS_BETTER)
+
+
 class SchemaError(ValueError):
     """A record that does not fit its schema: a writer's bug, not a damaged file."""
 

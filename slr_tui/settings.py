@@ -139,6 +139,21 @@ def source_of(name: str, path: str | Path | None = None) -> str | None:
     return None
 
 
+def roi_root(path: str | Path) -> bool:
+    """``path`` holds signed sentences for the ``translation`` source: an ROI cache
+    (``dataset.json`` of format ``slr-rois``, or a ``rois/`` folder, as ``slr extract
+    --rois`` writes) or the guide's ``meta.csv`` (``id;texto``). A few stats, for a
+    worker thread; never raises."""
+    root = Path(path).expanduser()
+    try:
+        if (root / "rois").is_dir() or (root / "meta.csv").is_file():
+            return True
+        meta = runs.read_json(root / "dataset.json")
+    except OSError:
+        return False
+    return bool(meta) and meta.get("format") == "slr-rois"
+
+
 def root_for(source: str, label: str, settings: Settings) -> tuple[str, str] | None:
     """``(name, path)`` of the dataset root named like ``label`` (``wlasl100``) or
     ``source`` (``wlasl``), in that order; None when the settings name neither."""

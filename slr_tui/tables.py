@@ -47,6 +47,72 @@ RESULT_ROWS = [
 ]
 
 
+# translation runs: the figures of a split (report.json's val/test and beam), headline first
+TRANSLATION_RESULT_ROWS = [
+    ("bleu4", "BLEU-4"),
+    ("bleu1", "BLEU-1"),
+    ("bleu2", "BLEU-2"),
+    ("bleu3", "BLEU-3"),
+    ("chrf", "chrF"),
+    ("wer", "WER (lower is better)"),
+    ("token_accuracy", "token accuracy"),
+    ("nll", "loss (NLL)"),
+    ("num_samples", "samples"),
+]
+# digits a translation figure is shown with: BLEU and chrF are on sacrebleu's 0..100 scale
+FIGURE_DIGITS = {
+    "bleu1": 2,
+    "bleu2": 2,
+    "bleu3": 2,
+    "bleu4": 2,
+    "chrf": 2,
+    "wer": 3,
+    "token_accuracy": 3,
+}
+# a monitored epoch-row figure, as the runs list labels its best value
+MONITOR_LABELS = {
+    "val_acc": "acc",
+    "val_loss": "loss",
+    "val_bleu1": "BLEU-1",
+    "val_bleu2": "BLEU-2",
+    "val_bleu3": "BLEU-3",
+    "val_bleu4": "BLEU-4",
+    "val_chrf": "chrF",
+    "val_wer": "WER",
+    "val_token_acc": "tok acc",
+}
+
+
+def figure_digits(key: str) -> int:
+    """Digits for a split figure or an epoch-row key (``val_bleu4`` as ``bleu4``)."""
+    return FIGURE_DIGITS.get(key.removeprefix("val_").removeprefix("train_"), 4)
+
+
+def best_of(info: runs.RunInfo) -> tuple[float | None, str | None]:
+    """The runs list's "best" value and the epoch-row figure it is. A classification run:
+    its best validation accuracy (``val_acc``, as always). A translation run (no accuracy):
+    the best of its monitored figure (``val_bleu4``, ``val_loss``...)."""
+    m = info.meta
+    if info.translation:
+        mon = m.get("monitor")
+        return info.best_metric, mon if isinstance(mon, str) else "val_loss"
+    best = m.get("best_val_acc")  # recorded whatever the monitor (older runs: best_metric)
+    if best is None and m.get("monitor", "val_acc") == "val_acc":
+        best = info.best_metric
+    return best, "val_acc"
+
+
+def best_text(value: float | None, figure: str | None, labelled: bool) -> str:
+    """A "best" cell: the bare number, or (``labelled``: in a list that holds translation
+    runs) the number and what it is (``12.34 BLEU-4``, ``5.6497 loss``, ``0.9500 acc``)."""
+    if not labelled:
+        return fmt(value)
+    if value is None:
+        return "-"
+    figure = figure or "val_acc"
+    return f"{fmt(value, figure_digits(figure))} {MONITOR_LABELS.get(figure, figure)}"
+
+
 def fmt(v: Any, digits: int = 4) -> str:
     if v is None:
         return "-"
@@ -71,27 +137,28 @@ def when(ts: float | None) -> str:
 
 def runs_table(items: list[runs.RunInfo]) -> Table:
     t = Table(title=None, header_style="bold")
+    # with a translation run in the list, each best value says what it is
+    labelled = any(r.translation for r in items)
+    best_col = "best" if labelled else "best val acc"
     for col in (
         "id",
         "status",
         "preset",
         "dataset",
         "epoch",
-        "best val acc",
+        best_col,
         "started",
         "duration",
     ):
         t.add_column(
             col,
-            justify="right" if col in ("epoch", "best val acc", "duration") else "left",
+            justify="right" if col in ("epoch", best_col, "duration") else "left",
             no_wrap=col in ("id", "status"),
         )
     unreadable = []
     for r in items:
         epoch = f"{r.epoch}/{r.max_epochs}" if r.max_epochs else str(r.epoch)
-        best = r.meta.get("best_val_acc")
-        if best is None and r.meta.get("monitor", "val_acc") == "val_acc":
-            best = r.best_metric
+        best, figure = best_of(r)
         if r.problem:
             unreadable.append(f"{r.id}: {r.problem}")
         t.add_row(
@@ -100,7 +167,7 @@ def runs_table(items: list[runs.RunInfo]) -> Table:
             r.preset,
             r.dataset,
             epoch,
-            fmt(best),
+            best_text(best, figure, labelled),
             when(r.started),
             runs.format_duration(r.duration_s),
         )
@@ -111,6 +178,8 @@ def runs_table(items: list[runs.RunInfo]) -> Table:
 
 
 def results_table(report: dict[str, Any], title: str = "results (best checkpoint)") -> Table:
+    if report.get("task") == "translation":
+        return translation_results_table(report, title)
     splits = [s for s in ("val", "test") if isinstance(report.get(s), dict)]
     t = Table(title=title, header_style="bold")
     t.add_column("metric")
@@ -126,6 +195,58 @@ def results_table(report: dict[str, Any], title: str = "results (best checkpoint
         if all(v is None for v in values):
             continue
         t.add_row(label, *(fmt(v) for v in values))
+    return t
+
+
+def translation_columns(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(header, figures) per split and decoding of a translation report: greedy, then
+    beam search where the run did it (``val greedy``, ``val beam 4``, ``test greedy``...)."""
+    beam = report.get("beam") if isinstance(report.get("beam"), dict) else {}
+    width = report.get("num_beams")
+    cols: list[tuple[str, dict[str, Any]]] = []
+    for s in ("val", "test"):
+        if isinstance(report.get(s), dict):
+            cols.append((f"{s} greedy", report[s]))
+        if isinstance(beam.get(s), dict):
+            n = beam[s].get("num_beams") or width
+            cols.append((f"{s} beam {n}" if isinstance(n, int) else f"{s} beam", beam[s]))
+    return cols
+
+
+def translation_results_table(
+    report: dict[str, Any], title: str = "results (best checkpoint)"
+) -> Table:
+    """A translation run's eval/report.json: BLEU-4 first, BLEU-1..3, chrF, WER, token
+    accuracy and loss, per split, greedy beside beam search."""
+    cols = translation_columns(report)
+    t = Table(title=title, header_style="bold")
+    t.add_column("metric")
+    for header, _ in cols:
+        t.add_column(header, justify="right")
+    for key, label in TRANSLATION_RESULT_ROWS:
+        values = [figs.get(key) for _, figs in cols]
+        if all(v is None for v in values):
+            continue
+        t.add_row(label, *(fmt(v, figure_digits(key)) for v in values))
+    return t
+
+
+def translations_table(rows: list[dict[str, str]], total: int, split: str) -> Table:
+    """A few of eval/translations.csv: reference beside what the model wrote (greedy, and
+    beam search when the run did it)."""
+    beam = any(r.get("hypothesis_beam") for r in rows)
+    title = f"translations ({split})" + (f", {len(rows)} of {total}" if len(rows) < total else "")
+    t = Table(title=title, header_style="bold")
+    t.add_column("id", no_wrap=True)
+    t.add_column("reference")
+    t.add_column("hypothesis (greedy)")
+    if beam:
+        t.add_column("hypothesis (beam)")
+    for r in rows:
+        cells = [r.get("id") or "", r.get("reference") or "", r.get("hypothesis") or ""]
+        if beam:
+            cells.append(r.get("hypothesis_beam") or "")
+        t.add_row(*(Text(c) for c in cells))
     return t
 
 
@@ -151,6 +272,20 @@ def per_class_table(rows: list[dict[str, Any]], limit: int | None = 15) -> Table
     return t
 
 
+# a translation run's epoch rows: no accuracy, BLEU/chrF/WER and token accuracy instead
+TRANSLATION_EPOCH_COLS = [
+    ("epoch", "epoch", 0),
+    ("train_loss", "train loss", 4),
+    ("val_loss", "val loss", 4),
+    ("val_token_acc", "tok acc", 3),
+    ("val_bleu4", "BLEU-4", 2),
+    ("val_chrf", "chrF", 2),
+    ("val_wer", "WER", 3),
+    ("lr", "lr", 0),
+    ("epoch_time_s", "time s", 1),
+]
+
+
 def epochs_table(rows: list[dict[str, Any]], limit: int = 10) -> Table:
     rows = list(runs.iter_epochs(rows))
     shown = rows[-limit:]
@@ -166,6 +301,8 @@ def epochs_table(rows: list[dict[str, Any]], limit: int = 10) -> Table:
     ]
     if any("val_blank_share" in r for r in shown):  # CTC runs: a collapse shows here
         cols.insert(5, ("val_blank_share", "blank share", 3))
+    if any(r.get(k) is not None for r in shown for k in runs.TRANSLATION_ROW_KEYS):
+        cols = TRANSLATION_EPOCH_COLS
     for _, label, _ in cols:
         t.add_column(label, justify="right")
     for r in shown:
@@ -218,12 +355,39 @@ COMPARE_ROWS = [
 ]
 
 
+# translation runs' figures (report.json: val/test greedy, beam -> val/test), before the
+# val loss row; a split "beam.val" is report["beam"]["val"]
+TRANSLATION_COMPARE_ROWS = [
+    ("val", "bleu4", "val BLEU-4", "max"),
+    ("val", "bleu1", "val BLEU-1", "max"),
+    ("val", "chrf", "val chrF", "max"),
+    ("val", "wer", "val WER", "min"),
+    ("val", "token_accuracy", "val token acc", "max"),
+    ("beam.val", "bleu4", "val BLEU-4 (beam)", "max"),
+    ("test", "bleu4", "test BLEU-4", "max"),
+    ("test", "chrf", "test chrF", "max"),
+    ("test", "wer", "test WER", "min"),
+    ("beam.test", "bleu4", "test BLEU-4 (beam)", "max"),
+    ("beam.test", "chrf", "test chrF (beam)", "max"),
+    ("beam.test", "wer", "test WER (beam)", "min"),
+]
+
+
+def _split_of(rep: dict[str, Any], split: str) -> dict[str, Any]:
+    where: Any = rep
+    for part in split.split("."):
+        where = where.get(part) if isinstance(where, dict) else None
+    return where if isinstance(where, dict) else {}
+
+
 def compare_rows(items: list[runs.RunInfo]) -> list[tuple[str, list[Any], str]]:
-    """(label, values per run, best direction) for the summary metrics."""
+    """(label, values per run, best direction) for the summary metrics (a translation
+    run's BLEU/chrF/WER rows only when one of the runs has them)."""
     reports = [r.report() or {} for r in items]
     out: list[tuple[str, list[Any], str]] = []
-    for split, key, label, mode in COMPARE_ROWS:
-        vals = [(rep.get(split) or {}).get(key) for rep in reports]
+    specs = [*COMPARE_ROWS[:-1], *TRANSLATION_COMPARE_ROWS, COMPARE_ROWS[-1]]
+    for split, key, label, mode in specs:
+        vals = [_split_of(rep, split).get(key) for rep in reports]
         if any(v is not None for v in vals):
             out.append((label, vals, mode))
     out.append(("best epoch", [r.meta.get("best_epoch") for r in items], ""))
@@ -255,8 +419,9 @@ def compare_table(items: list[runs.RunInfo]) -> Table:
         numeric = [v for v in vals if isinstance(v, (int, float))]
         best = (max(numeric) if mode == "max" else min(numeric)) if numeric and mode else None
         cells = []
+        digits = 2 if ("BLEU" in label or "chrF" in label) else 4
         for v in vals:
-            s = runs.format_duration(v) if label == "duration" else fmt(v)
+            s = runs.format_duration(v) if label == "duration" else fmt(v, digits)
             if best is not None and v == best and len(numeric) > 1:
                 cells.append(Text(s + " *", style="bold green"))
             else:

@@ -132,3 +132,10 @@ def test_state_dict_round_trip_and_old_checkpoints():
 def test_monitor_imports_no_torch():
     code = "import sys, engine.monitor; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_wer_is_lower_is_better_in_auto_mode():
+    from engine.monitor import resolve_mode
+
+    assert resolve_mode("val_wer") == "min" and resolve_mode("val_loss") == "min"
+    assert resolve_mode("val_bleu4") == "max" and resolve_mode("val_wer", "max") == "max"

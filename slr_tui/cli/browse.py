@@ -40,21 +40,26 @@ def show(
     ref: RunArg,
     runs_dir: RunsDirOpt = None,
     all_classes: Annotated[
-        bool, typer.Option("--all", help="Every class, not just the worst 15.")
+        bool,
+        typer.Option("--all", help="Every class (or translation), not just the first 15 (10)."),
     ] = False,
-    split: Annotated[str, typer.Option("--split", help="Split for the per-class table.")] = "test",
+    split: Annotated[
+        str, typer.Option("--split", help="Split for the per-class (or translations) table.")
+    ] = "test",
 ) -> None:
-    """A run's summary, epochs, results, per-class table (worst first) and best thresholds."""
+    """A run's summary, epochs, results, per-class table (worst first) and best thresholds;
+    for a translation run BLEU/chrF/WER (greedy and beam) and some of its translations."""
     from engine import evaluate  # numpy/sklearn only
 
     if split not in ("val", "test"):
         raise fail(f"--split must be val or test, not '{split}'")
     r = run_ref(ref, runs_dir)
     m = r.meta
+    monitor = str(m.get("monitor", "val_acc"))
     lines = [
         f"status      {r.status}" + (f"  ({m.get('stop_reason')})" if m.get("stop_reason") else ""),
         f"preset      {r.preset}    dataset {r.dataset}    model {r.config().get('model', {}).get('name', '-')}",
-        f"epoch       {r.epoch}/{r.max_epochs}    best {m.get('monitor', 'val_acc')} {tables.fmt(r.best_metric)} (epoch {m.get('best_epoch', '-')})",
+        f"epoch       {r.epoch}/{r.max_epochs}    best {monitor} {tables.fmt(r.best_metric, tables.figure_digits(monitor))} (epoch {m.get('best_epoch', '-')})",
         f"started     {tables.when(r.started)}    duration {runs.format_duration(r.duration_s)}    device {m.get('device', '-')} x{m.get('world_size', 1)}",
         f"folder      {r.path}",
     ]
@@ -69,6 +74,9 @@ def show(
         console.print("no evaluation yet (eval/ is written when the run finishes)")
         return
     console.print(tables.results_table(report))
+    if report.get("task") == "translation":
+        _show_translations(r, split, all_classes)
+        return
     per_class = evaluate.read_per_class(r.path / runs.EVAL_DIR, split)
     if not per_class and split == "test":
         split = "val"
@@ -93,6 +101,23 @@ def show(
         console.print(
             f"picked threshold: {picked['threshold']:.2f} ({picked.get('rule', 'manual')})"
         )
+
+
+SHOWN_TRANSLATIONS = 10
+
+
+def _show_translations(r: runs.RunInfo, split: str, everything: bool) -> None:
+    """Some of eval/translations.csv (test, else val): reference beside hypothesis."""
+    eval_dir = r.path / runs.EVAL_DIR
+    rows, why = runs.read_translations(eval_dir, split)
+    if not rows and why is None and split == "test":
+        split = "val"
+        rows, why = runs.read_translations(eval_dir, split)
+    if why is not None and why != "missing":
+        console.print(f"[yellow]translations: {why}[/]")
+    if rows:
+        shown = rows if everything else rows[:SHOWN_TRANSLATIONS]
+        console.print(tables.translations_table(shown, len(rows), split))
 
 
 def compare(
@@ -133,6 +158,11 @@ def thresholds(
     if not MIN_THRESHOLD_STEP <= step <= 1:  # also NaN; a tiny step would sweep for ever
         raise fail(f"--step must be between {MIN_THRESHOLD_STEP:g} and 1, not {step:g}")
     r = run_ref(ref, runs_dir)
+    if r.task() == "translation":
+        raise fail(
+            f"run {r.id} is a translation run: thresholds are for classification runs "
+            "(see its BLEU/chrF/WER with `slr show`)"
+        )
     eval_dir = r.path / runs.EVAL_DIR
     try:
         ids, y, probs, names = evaluate.load_predictions(eval_dir, split)

@@ -92,10 +92,13 @@ def _progress_loop(run_dir: Path, proc, quiet: bool) -> int:
                         )
                     elif row.get("kind") == "epoch":
                         best = " *" if row.get("best") else ""
+                        first = f"val acc {tables.fmt(row.get('val_acc'))}"
+                        if row.get("val_bleu4") is not None:  # a translation run
+                            first = f"BLEU-4 {tables.fmt(row['val_bleu4'], 2)}  chrF {tables.fmt(row.get('val_chrf'), 2)}"
                         progress.update(
                             ep_task,
                             completed=row["epoch"],
-                            info=f"val acc {tables.fmt(row.get('val_acc'))}  val loss {tables.fmt(row.get('val_loss'))}{best}",
+                            info=f"{first}  val loss {tables.fmt(row.get('val_loss'))}{best}",
                         )
                         progress.update(st_task, completed=progress.tasks[st_task].total or 0)
                 if not running:

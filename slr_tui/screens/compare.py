@@ -31,6 +31,9 @@ METRICS = [
     "val_macro_f1",
     "val_per_class_acc",
     "lr",
+    "val_bleu4",  # translation runs
+    "val_chrf",
+    "val_wer",
 ]
 POLL_S = 1.0
 
@@ -129,6 +132,9 @@ class CompareScreen(Screen):
         for s, rows in zip(self.series, d["rows"], strict=True):
             if rows:
                 s.add_rows(rows)
+        if self.loads == 1 and self.metric == "val_acc" and all(s.translation for s in self.series):
+            self.metric = "val_bleu4"  # translation runs have no accuracy
+            self.query_one("#metric-select", Select).value = self.metric
         self._plot()
         self._summary(d["summary"], d["statuses"])
         self._diff(d["diff"])

@@ -1,5 +1,8 @@
 """Live run: status line, loss/accuracy plots that grow with metrics.jsonl, GPU panel,
 per-epoch table, log tail, and (once eval/ exists) per-class figures and confusions.
+A translation run plots BLEU-4 and chrF instead of accuracy, tabulates BLEU/chrF/WER per
+epoch and has a "translations" tab (the latest examples row: reference vs hypothesis)
+instead of the per-class and confusion tabs; thresholds are not offered for it.
 
 A finished run opens the same way and costs nothing once shown: polling (every
 ``app.live_poll_s`` s, never overlapping) runs only while the run is active and this
@@ -13,10 +16,13 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
@@ -25,6 +31,7 @@ from textual.worker import Worker, WorkerState
 from engine import runs
 from engine.runs import JsonlTail, TextTail, format_duration
 from slr_tui.screens._common import epoch_text, fmt, on_top, status_text
+from slr_tui.tables import figure_digits
 from slr_tui.widgets._series import RunSeries, read_initial
 from slr_tui.widgets.gpu_panel import GpuPanel
 from slr_tui.widgets.log_tail import LogTail
@@ -68,6 +75,32 @@ EPOCH_COLS = [  # fixed widths: the table grows while it is shown
     ),
 ]
 
+
+def _f2(v: Any) -> str:
+    return fmt(v, 2)
+
+
+# a translation run's epochs: no accuracy; token accuracy, BLEU-4, chrF (0..100), WER
+TRANSLATION_EPOCH_COLS = [
+    EPOCH_COLS[0],
+    EPOCH_COLS[1],
+    EPOCH_COLS[2],
+    Col("val_token_acc", "tok acc", _f3, right=True, sortable=False, width=7),
+    Col("val_bleu4", "BLEU-4", _f2, right=True, sortable=False, width=6),
+    Col("val_chrf", "chrF", _f2, right=True, sortable=False, width=5),
+    Col("val_wer", "WER", _f3, right=True, sortable=False, width=5),
+    EPOCH_COLS[5],
+    Col(
+        "epoch_time_s",
+        "time",
+        lambda v: "-" if v is None else f"{v:.1f}s",
+        right=True,
+        sortable=False,
+        width=6,
+    ),
+]
+CLASSIFICATION_TABS = ("per-class", "confused")
+
 PER_CLASS_COLS = [
     Col("class", "class"),
     Col("support", "support", right=True),
@@ -91,9 +124,11 @@ class LiveRunScreen(Screen):
         Binding("1", "tab('epochs')", "epochs"),
         Binding("2", "tab('log')", "log"),
         Binding("3", "tab('per-class')", "per-class"),
+        Binding("3", "tab('translations')", "translations"),  # a translation run's 3
         Binding("4", "tab('confused')", "confused"),
         Binding("v", "toggle_split", "val/test"),
         Binding("t", "thresholds", "thresholds"),
+        Binding("t", "no_thresholds", "thresholds", show=False),  # a translation run's t
         Binding("s", "stop", "stop"),
         Binding("q", "back", "back", show=False),
     ]
@@ -118,6 +153,16 @@ class LiveRunScreen(Screen):
         left out of the footer)."""
         if action in ("stop",) and getattr(self.app, "read_only", False):
             return False
+        # a translation run: "translations" instead of per-class/confused, no thresholds
+        if action == "tab":
+            if parameters and parameters[0] in CLASSIFICATION_TABS:
+                return not self.translation
+            if parameters and parameters[0] == "translations":
+                return self.translation
+        if action in ("toggle_split", "thresholds"):
+            return not self.translation
+        if action == "no_thresholds":
+            return self.translation
         return True
 
     def __init__(self, path: Path) -> None:
@@ -132,6 +177,8 @@ class LiveRunScreen(Screen):
         self.eval_loaded = False
         self.eval: dict[str, Any] = {}
         self.split = "test"
+        self.translation = False  # set once the first read tells (config, run.json, rows)
+        self._examples_shown: dict[str, Any] | None = None
         self.polls = 0
         self.opened_at = time.perf_counter()
         self.loaded_in: float | None = None
@@ -191,11 +238,15 @@ class LiveRunScreen(Screen):
             data["meta"] = dict(info.meta)
             data["status"] = info.status
             data["problem"] = info.problem
-            name = (info.config().get("model") or {}).get("name")
+            cfg = info.config()
+            name = (cfg.get("model") or {}).get("name")
             data["model"] = str(name) if name is not None else "-"
             series, offset = read_initial(self.path / runs.METRICS)
             self._metrics_tail.offset = offset  # later reads start where this one ended
             data["series"] = series
+            data["translation"] = (
+                series.translation or info.translation or runs.translation_config(cfg)
+            )
             data.update(self._read_side(info.status, data["meta"]))
             data["has_eval"] = (self.path / runs.EVAL_DIR / "report.json").is_file()
         except Exception as exc:  # noqa: BLE001 - a reader must never take the screen down
@@ -293,11 +344,13 @@ class LiveRunScreen(Screen):
         self.series = d["series"]
         self.loaded = True
         with self.app.batch_update():  # one repaint for all of it
+            if d.get("translation"):
+                self._translation_layout()
             self._apply_side(d)
             self._refresh_metrics(all_epochs=True)
             self._render_status()
         self.loaded_in = time.perf_counter() - self.opened_at
-        if d["has_eval"]:
+        if d["has_eval"] and not self.translation:
             self.load_eval()
         self._schedule()
 
@@ -310,10 +363,12 @@ class LiveRunScreen(Screen):
         self.problem = d.get("problem")
         if d["rows"]:
             self.series.add_rows(d["rows"])
+            if self.series.translation and not self.translation:
+                self._translation_layout()
             self._refresh_metrics()
         self._apply_side(d)
         self._render_status()
-        if d["has_eval"] and not self.eval_loaded:
+        if d["has_eval"] and not self.eval_loaded and not self.translation:
             self.load_eval()
         ended = was_active and self.status not in runs.ACTIVE
         if ended:
@@ -390,6 +445,23 @@ class LiveRunScreen(Screen):
         elif not sys_row:
             panel.show([], "no GPU samples (system.jsonl is empty)", "")
 
+    def _translation_layout(self) -> None:
+        """Make the screen a translation run's: BLEU/chrF plot, translation epoch columns,
+        a "translations" tab in place of per-class and confused (once, when first known)."""
+        if self.translation:
+            return
+        self.translation = True
+        plot = self.query_one("#acc-plot", MetricPlot)
+        plot.plot_title = "BLEU / chrF"
+        plot.invalidate()
+        self.query_one("#epoch-table", SortableTable).set_columns(TRANSLATION_EPOCH_COLS)
+        tabs = self.query_one(TabbedContent)
+        for pane in CLASSIFICATION_TABS:
+            tabs.remove_pane(pane)
+        tabs.add_pane(TabPane("translations", id="translations"))
+        self.refresh_bindings()
+        self._empty_texts()
+
     def _refresh_metrics(self, all_epochs: bool = False) -> None:
         s = self.series
         spe = self.meta.get("steps_per_epoch")
@@ -398,11 +470,25 @@ class LiveRunScreen(Screen):
         self.query_one("#loss-plot", MetricPlot).set_curves(
             [Curve("train", tx, ty, xscale=tscale), Curve("val", vx, vy)]
         )
-        ax, ay, _ = s.curve("val_acc")
-        kx, ky, _ = s.curve("val_top5")
-        self.query_one("#acc-plot", MetricPlot).set_curves(
-            [Curve("val acc", ax, ay, color="green+"), Curve("val top-5", kx, ky, color="yellow+")]
-        )
+        if self.translation:
+            bx, by, _ = s.curve("val_bleu4")
+            cx, cy, _ = s.curve("val_chrf")
+            self.query_one("#acc-plot", MetricPlot).set_curves(
+                [
+                    Curve("val BLEU-4", bx, by, color="green+"),
+                    Curve("val chrF", cx, cy, color="yellow+"),
+                ]
+            )
+            self._show_translations()
+        else:
+            ax, ay, _ = s.curve("val_acc")
+            kx, ky, _ = s.curve("val_top5")
+            self.query_one("#acc-plot", MetricPlot).set_curves(
+                [
+                    Curve("val acc", ax, ay, color="green+"),
+                    Curve("val top-5", kx, ky, color="yellow+"),
+                ]
+            )
         table = self.query_one("#epoch-table", SortableTable)
         at_end = table.cursor_row >= table.row_count - 1
         rows = []
@@ -416,17 +502,18 @@ class LiveRunScreen(Screen):
         """What an empty plot says: waiting while the run is live, else how it ended (a run
         that failed before its first step must not look as if metrics were coming)."""
         st = self.status
+        second = "BLEU" if self.translation else "accuracy"
         if not self.loaded or st in runs.ACTIVE:
-            texts = ("loss: waiting for metrics", "accuracy: waiting for the first epoch")
+            texts = ("loss: waiting for metrics", f"{second}: waiting for the first epoch")
         elif st in ("failed", "stopped", "lost"):
             err = self.meta.get("error") if st == "failed" else None
             why = f": {err}" if err else ""
             texts = (
                 f"loss: none (the run {st} before its first step{why})",
-                f"accuracy: none (the run {st} before an epoch ended)",
+                f"{second}: none (the run {st} before an epoch ended)",
             )
         else:
-            texts = (f"loss: none ({st})", f"accuracy: none ({st})")
+            texts = (f"loss: none ({st})", f"{second}: none ({st})")
         for pid, text in zip(("#loss-plot", "#acc-plot"), texts, strict=True):
             try:
                 self.query_one(pid, MetricPlot).set_empty(text)
@@ -470,7 +557,8 @@ class LiveRunScreen(Screen):
         best = None
         if m.get("best_metric") is not None:
             mon = m.get("monitor", "val_acc")
-            best = f"best {mon} {fmt(m['best_metric'])} (epoch {m.get('best_epoch', '-')})"
+            value = fmt(m["best_metric"], figure_digits(str(mon)))
+            best = f"best {mon} {value} (epoch {m.get('best_epoch', '-')})"
         width = self.size.width or 120
         if best and len(st) + 4 + len("  ".join([*parts, best])) <= width:
             parts.append(best)  # room on the first line
@@ -526,6 +614,10 @@ class LiveRunScreen(Screen):
             )
             if self.eval_loaded:
                 self._show_eval()
+        elif name == "translations":
+            self._examples_shown = self.series.examples
+            view = Static(self.examples_renderable(), id="translations-view")
+            pane.mount(VerticalScroll(view, id="translations-scroll", can_focus=True))
         elif name == "confused":
             pane.mount(
                 Static("no evaluation yet", id="confused-note", classes="note"),
@@ -544,6 +636,48 @@ class LiveRunScreen(Screen):
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id:
             self._pane_ready(event.pane.id)
+
+    def examples_renderable(self) -> Group | Text:
+        """The latest examples row: which epoch, then reference beside hypothesis (green
+        where the model wrote the reference exactly)."""
+        row = self.series.examples
+        if row is None:
+            if not self.loaded or self.status in runs.ACTIVE:
+                why = "a translation run writes a few after each epoch"
+            else:
+                why = f"none were recorded ({self.status})"
+            return Text(f"no example translations yet ({why})", style="dim")
+        examples = [e for e in row.get("examples") or [] if isinstance(e, dict)]
+        head = Text.assemble(
+            ("latest examples", "bold"),
+            f": epoch {row.get('epoch', '-')} · {row.get('split') or 'val'} · "
+            f"{row.get('decoding') or 'greedy'} decoding · {len(examples)} sentences",
+        )
+        if (self.path / runs.EVAL_DIR / runs.TRANSLATIONS_CSV).is_file():
+            head.append(
+                f"\nall of val/test (greedy and beam): slr show {self.path.name}", style="dim"
+            )
+        t = Table(expand=True, show_edge=False, header_style="bold", pad_edge=False)
+        t.add_column("id", no_wrap=True, style="dim")
+        t.add_column("reference", ratio=4)
+        t.add_column("hypothesis", ratio=4)
+        for e in examples:
+            ref, hyp = e.get("reference") or "", e.get("hypothesis") or ""
+            if not hyp.strip():
+                cell = Text("(empty)", style="dim")
+            else:
+                cell = Text(hyp, style="green" if hyp.strip() == ref.strip() else "")
+            t.add_row(e.get("id") or "", Text(ref), cell)
+        return Group(head, t)
+
+    def _show_translations(self) -> None:
+        """Show the latest examples row, when it changed and the tab has been opened."""
+        if not self.query("#translations-view"):
+            return
+        if self.series.examples is self._examples_shown and self._examples_shown is not None:
+            return
+        self._examples_shown = self.series.examples
+        self.query_one("#translations-view", Static).update(self.examples_renderable())
 
     def _show_eval(self) -> None:
         split = self.split
@@ -585,6 +719,13 @@ class LiveRunScreen(Screen):
             else splits[0]
         )
         self._show_eval()
+
+    def action_no_thresholds(self) -> None:
+        from slr_tui.screens.thresholds import NOT_FOR_TRANSLATION
+
+        self.notify(
+            NOT_FOR_TRANSLATION.format(self.meta.get("id", self.path.name)), severity="warning"
+        )
 
     def action_thresholds(self) -> None:
         if not (self.path / runs.EVAL_DIR / "predictions.npz").is_file():

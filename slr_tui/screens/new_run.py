@@ -2,7 +2,8 @@
 preview the effective config, launch. For a dataset root, a panel shows the report of the
 engine's ``check`` job (``python -m engine check``, :func:`slr_tui.launch.start_check`: the
 data sources import torch, the TUI does not), and ``x`` opens the landmark extraction
-screen.
+screen. A ROI cache (or a folder with the guide's meta.csv) gets the translation presets;
+the built-in translation demo needs no root.
 
 Launching starts ``python -m engine train ...`` in its own session and process group
 (:func:`slr_tui.launch.start_run`), so the run survives the app closing or the SSH
@@ -26,6 +27,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
+from engine import catalog
 from engine import config as cfgmod
 from engine.config import ConfigError
 from slr_tui import launch
@@ -33,6 +35,7 @@ from slr_tui import settings as settings_mod
 from slr_tui.widgets.data_check import DataCheckPanel
 
 DEMO_KEY = "demo"
+TRANSLATION_DEMO_KEY = "demo-translation"
 PREVIEW_DELAY_S = 0.15
 CheckKey = tuple[str, str, tuple[str, ...]]  # (preset, root, data.* overrides)
 
@@ -53,6 +56,12 @@ def _get(d: dict[str, Any], dotted: str) -> Any:
 def data_sets(sets: list[str]) -> list[str]:
     """The ``data.*`` overrides that can change what a dataset check or extraction sees."""
     return [s for s in sets if s.startswith("data.") and not s.startswith("data.batch_size=")]
+
+
+def needs_root(preset: dict[str, Any]) -> bool:
+    """The preset's data source reads a dataset root (the synthetic ones make their own)."""
+    src = catalog.find_source((preset.get("data") or {}).get("source"))
+    return src is not None and src.root_hint is not None
 
 
 def preset_summary(cfg: dict[str, Any]) -> Text:
@@ -197,15 +206,25 @@ class NewRunScreen(Screen):
                 "detail": "built-in synthetic signs",
                 "source": "synthetic",
                 "path": None,
-            }
+            },
+            {
+                "key": TRANSLATION_DEMO_KEY,
+                "label": "translation demo",
+                "detail": "built-in synthetic signed sentences",
+                "source": "synthetic_translation",
+                "path": None,
+            },
         ]
         for name, path in settings.dataset_roots.items():
+            source = settings_mod.source_of(name, path)
+            if source is None and settings_mod.roi_root(path):
+                source = "translation"  # an ROI cache: the translation presets
             datasets.append(
                 {
                     "key": f"named:{name}",
                     "label": name,
                     "detail": path,
-                    "source": settings_mod.source_of(name, path),
+                    "source": source,
                     "path": path,
                 }
             )
@@ -250,11 +269,17 @@ class NewRunScreen(Screen):
         src = ds.get("source")
         if ds["key"] == DEMO_KEY:
             return [p for p in self.presets if p["data"]["source"] == "synthetic"]
+        if ds["key"] == TRANSLATION_DEMO_KEY:
+            return [p for p in self.presets if p["data"]["source"] == "synthetic_translation"]
         if src:
             fit = [p for p in self.presets if p["data"]["source"] == src]
             if fit:
+                if src == "translation":  # and the demo, to try the recipe first
+                    fit += [
+                        p for p in self.presets if p["data"]["source"] == "synthetic_translation"
+                    ]
                 return fit
-        return [p for p in self.presets if p["data"]["source"] != "synthetic"]
+        return [p for p in self.presets if needs_root(p)]
 
     def _pick_dataset(self, ds: dict[str, Any]) -> None:
         self.dataset = ds
@@ -332,7 +357,7 @@ class NewRunScreen(Screen):
                 raise ConfigError(f"more overrides: {exc}") from None
         extra: dict[str, Any] = {}
         ds = self.dataset or {}
-        if ds.get("path"):
+        if ds.get("path") and needs_root(p):  # a synthetic preset makes its own data
             extra = {"data": {"root": str(Path(ds["path"]).expanduser())}}
         return sets, extra
 
@@ -454,7 +479,7 @@ class NewRunScreen(Screen):
             return
         from slr_tui.screens.extract import ExtractScreen
 
-        root = extra["data"]["root"]
+        root = str(Path(self.dataset["path"]).expanduser())
         self.app.push_screen(ExtractScreen(self.preset["name"], root, data_sets(sets), self))
 
     # ------------------------------------------------------------------ launch

@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
 from engine import runs
+from slr_tui import tables
 from slr_tui.screens._common import on_top, run_row
 from slr_tui.widgets.runs_table import RunsTable
 
@@ -123,6 +124,9 @@ class RunsScreen(Screen):
             row = run_row(info, now)
             # the time it was active (a resumed run does not count the gap it sat stopped)
             row["duration"] = runs.active_seconds(info.meta, now, row["status"])
+            if info.translation:  # no accuracy: the best of its monitored figure, labelled
+                row["translation"] = True
+                row["best"], row["best_figure"] = tables.best_of(info)
         except Exception as exc:  # noqa: BLE001 - one bad run is one bad row
             info = runs.RunInfo(path=info.path, meta={}, problem=f"cannot read: {exc}")
             row = {
@@ -290,6 +294,11 @@ class RunsScreen(Screen):
     def action_thresholds(self) -> None:
         row = self._current()
         if row is None:
+            return
+        if row.get("translation"):
+            from slr_tui.screens.thresholds import NOT_FOR_TRANSLATION
+
+            self.notify(NOT_FOR_TRANSLATION.format(row["id"]), severity="warning")
             return
         if not row.get("has_eval"):
             self.notify(

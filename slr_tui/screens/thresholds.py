@@ -26,6 +26,8 @@ from slr_tui.widgets.metric_plot import Curve, MetricPlot
 from slr_tui.widgets.sortable_table import Col, SortableTable
 
 STEP = 0.01
+# the one line for a translation run (no class probabilities, so no threshold to pick)
+NOT_FOR_TRANSLATION = "thresholds are for classification runs: {} is a translation run"
 
 
 def _f3(v: Any) -> str:
@@ -152,6 +154,14 @@ class ThresholdsScreen(Screen):
         eval_dir = self.path / runs.EVAL_DIR
         grid = evaluate.default_thresholds(0.0, 1.0, STEP)
         data: dict[str, Any] = {"grid": grid, "sweeps": {}, "error": None}
+        try:
+            translation = runs.load_run(self.path).task() == "translation"
+        except Exception:  # noqa: BLE001 - an unreadable run: the predictions decide
+            translation = False
+        if translation:
+            data["error"] = NOT_FOR_TRANSLATION.format(self.path.name)
+            self.post_message(self.Loaded(data))
+            return
         for split in ("val", "test"):
             try:
                 _, y, probs, _ = evaluate.load_predictions(eval_dir, split)

@@ -2,8 +2,9 @@
 
 Rows come from :class:`engine.runs.JsonlTail` (orjson, incremental). Only the figures the
 screens show are kept: for ``step`` rows the step, time and train loss; for ``epoch`` rows
-a slim copy (the last row per epoch number: a resumed run may repeat one). The keys are
-checked against :mod:`engine.schema` at import. No torch here.
+a slim copy (the last row per epoch number: a resumed run may repeat one); of the
+``examples`` rows of a translation run, the latest. The keys are checked against
+:mod:`engine.schema` at import. No torch here.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.runs import Tail, parse_rows
+from engine.runs import TRANSLATION_ROW_KEYS, Tail, parse_rows
 from engine.schema import METRIC_ROWS, EpochRow, keys
 
 # the slim copy of an epoch row the screens keep
@@ -31,6 +32,13 @@ EPOCH_KEYS = keys(
     "lr",
     "epoch_time_s",
     "best",
+    # translation runs
+    "train_token_acc",
+    "val_token_acc",
+    "val_bleu1",
+    "val_bleu4",
+    "val_chrf",
+    "val_wer",
 )
 
 # curves a screen can ask for: key (one of EPOCH_KEYS: curves come from the slim copy) -> label
@@ -43,7 +51,15 @@ CURVES: dict[str, str] = {
     "val_per_class_acc": "val per-class acc",
     "train_acc": "train accuracy",
     "lr": "learning rate",
+    "val_bleu4": "val BLEU-4",
+    "val_bleu1": "val BLEU-1",
+    "val_chrf": "val chrF",
+    "val_wer": "val WER",
+    "val_token_acc": "val token acc",
 }
+
+
+_TRANSLATION = tuple(k for k in EPOCH_KEYS if k in TRANSLATION_ROW_KEYS)
 
 
 class RunSeries:
@@ -61,6 +77,8 @@ class RunSeries:
         self.sampled_out = 0  # step rows left out of the first read of a long file
         self.version = 0  # bumps whenever something was added
         self.last_step: dict[str, Any] | None = None
+        self.examples: dict[str, Any] | None = None  # the latest examples row (translation)
+        self.translation = False  # an epoch row with a translation figure was read
 
     def add_rows(self, rows: Iterable[dict[str, Any]]) -> int:
         """Take a batch of rows; returns how many new epoch rows it held."""
@@ -88,9 +106,14 @@ class RunSeries:
                     continue
                 if e not in epochs:
                     new_epochs += 1
-                epochs[e] = {k: r.get(k) for k in EPOCH_KEYS}
+                epochs[e] = slim = {k: r.get(k) for k in EPOCH_KEYS}
+                if not self.translation and any(slim[k] is not None for k in _TRANSLATION):
+                    self.translation = True
             elif kind == "eval":
                 self.evals.append(r)
+            elif kind == "examples":
+                if isinstance(r.get("examples"), list):  # clean_row made it a list or null
+                    self.examples = r
         if last_step is not None:
             self.last_step = last_step
         if n:

@@ -448,11 +448,24 @@ def data_check_tables(report: dict[str, Any]):
         title=f"{report.get('source', 'data')}: {report.get('root', '')}".rstrip(": "),
         header_style="bold",
     )
-    for col in ("split", "listed", "present", "missing", "unreadable"):
-        t.add_column(col, justify="left" if col == "split" else "right")
+    cols = ["listed", "present", "missing", "unreadable"]
+    streams = report.get("streams")
+    if isinstance(streams, list):  # translation: a sample may lack a stream or a sentence
+        cols += ["no_text", *(f"no {s}" for s in streams)]
+    for col in ("split", *cols):
+        t.add_column(col.replace("_", " "), justify="left" if col == "split" else "right")
     for split in ("train", "val", "test"):
         row = report.get(split) or {}
-        t.add_row(split, *(fmt(row.get(k)) for k in ("listed", "present", "missing", "unreadable")))
+        lacking = row.get("missing_streams") if isinstance(row.get("missing_streams"), dict) else {}
+        t.add_row(
+            split,
+            *(fmt(lacking.get(k[3:], 0) if k.startswith("no ") else row.get(k)) for k in cols),
+        )
+    if isinstance(streams, list):
+        sources = report.get("stream_sources") or {}
+        where = ", ".join(f"{s} ({sources.get(s, '?')})" for s in streams)
+        lines = [f"sentences: {report.get('sentences')}; streams: {where}"]
+        return Group(t, *lines)
     c = report.get("classes") or {}
     lines = [f"classes: {report.get('num_classes')}"]
     if c:

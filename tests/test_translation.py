@@ -461,3 +461,27 @@ def test_sentences_longer_than_max_target_length_are_reported(caplog):
         assert ms._warn_truncation(texts, tok, 4) == 1
     assert "1 of 2 training sentences are longer than data.max_target_length=4" in caplog.text
     assert ms._warn_truncation(texts, tok, 7) == 0
+
+
+def test_slr_data_check_shows_missing_streams_and_sentences(tmp_path):
+    """`slr data check` on a translation root: the missing stream is in the table."""
+    import io
+
+    from rich.console import Console
+
+    from slr_tui.tables import data_check_tables
+
+    root = tmp_path / "d"
+    ids = make_root(root, 8)
+    arrays = _sample(np.random.default_rng(1), 7)
+    del arrays["hand_left"]
+    np.savez(roi_cache.npz_path(root, ids[1]), **arrays)
+    buf = io.StringIO()
+    Console(file=buf, width=140).print(data_check_tables(check(cfg_for(root))))
+    text = buf.getvalue()
+    assert "no hand left" in text and "no text" in text and "sentences: 8" in text
+    train = next(line for line in text.splitlines() if line.strip("│ ").startswith("train"))
+    cells = [c.strip() for c in train.strip("│").split("│")]
+    header = next(line for line in text.splitlines() if "no hand left" in line)
+    names = [c.strip() for c in header.strip("┃").split("┃")]
+    assert cells[names.index("no hand left")] == "1" and cells[names.index("no face")] == "0"

@@ -485,3 +485,20 @@ def test_slr_data_check_shows_missing_streams_and_sentences(tmp_path):
     header = next(line for line in text.splitlines() if "no hand left" in line)
     names = [c.strip() for c in header.strip("┃").split("┃")]
     assert cells[names.index("no hand left")] == "1" and cells[names.index("no face")] == "0"
+
+
+def test_the_tui_data_check_panel_shows_what_translation_samples_lack(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from slr_tui.widgets.data_check import report_view
+
+    root = tmp_path / "d"
+    ids = make_root(root, 8)
+    arrays = _sample(np.random.default_rng(1), 7)
+    del arrays["hand_left"]
+    np.savez(roi_cache.npz_path(root, ids[1]), **arrays)
+    buf = io.StringIO()
+    Console(file=buf, width=100).print(report_view(check(cfg_for(root))))
+    assert "train: 1 without hand_left" in buf.getvalue() and "sentences 8" in buf.getvalue()

@@ -32,6 +32,8 @@ def report_view(report: dict[str, Any]) -> Group:
                 cell.stylize("yellow")
         t.add_row(split, *cells)
     lines: list[Text] = []
+    if isinstance(report.get("streams"), list):  # translation: sentences and streams
+        return Group(t, *_translation_lines(report))
     c = report.get("classes") or {}
     line = Text(f"classes {fmt(report.get('num_classes'))}")
     if c:
@@ -54,6 +56,25 @@ def report_view(report: dict[str, Any]) -> Group:
         else:
             lines.append(Text("every class has training videos", style="green"))
     return Group(t, *lines)
+
+
+def _translation_lines(report: dict[str, Any]) -> list[Text]:
+    """A translation root: the sentence count, and per split what samples lack (a sentence,
+    a stream), in yellow when anything does."""
+    lines = [
+        Text(f"sentences {fmt(report.get('sentences'))} · streams {', '.join(report['streams'])}")
+    ]
+    for split in SPLITS:
+        row = report.get(split) or {}
+        lacking = row.get("missing_streams") if isinstance(row.get("missing_streams"), dict) else {}
+        parts = [f"{n} without {s}" for s, n in lacking.items() if n]
+        if row.get("no_text"):
+            parts.insert(0, f"{row['no_text']} without a sentence")
+        if parts:
+            lines.append(Text(f"{split}: {', '.join(parts)}", style="yellow"))
+    if len(lines) == 1:
+        lines.append(Text("every sample has its sentence and streams", style="green"))
+    return lines
 
 
 class DataCheckPanel(Static):

@@ -358,3 +358,121 @@ async def to_row(pilot: Any, key: str) -> None:
     await until(pilot, lambda: key in table.shown_keys, what=f"run {key} listed")
     table.select_key(key)
     await pilot.pause()
+
+
+# --------------------------------------------------------------------------- issue 13 runs
+
+
+def _rewrite_epochs(run_dir: Path, fn: Any) -> None:
+    """Rewrite a run's metrics.jsonl with ``fn(row)`` applied to every epoch row."""
+    rows = runs.read_jsonl(run_dir / runs.METRICS)
+    _write_rows(run_dir / runs.METRICS, [fn(r) if r.get("kind") == "epoch" else r for r in rows])
+
+
+def write_binary_run(root: Path, rid: str = "20250110-090000-error-recognition-mlp", **kw: Any):
+    """A two-class run monitored on val macro F1 (top-5 is always 1.0; the star follows F1,
+    which peaks at another epoch than accuracy)."""
+    kw.setdefault("preset", "error-recognition-mlp")
+    kw.setdefault("num_classes", 2)
+    kw.setdefault("epochs", 8)
+    kw.setdefault("max_epochs", 8)
+    run_dir = write_run(root, rid, **kw)
+    best = {"v": -1.0}
+
+    def fix(r: dict[str, Any]) -> dict[str, Any]:
+        e = r["epoch"]
+        f1 = round(0.55 + 0.3 * math.sin(e / 2.6), 6)  # peaks at epoch 4, acc keeps rising
+        r = {**r, "val_top5": 1.0, "val_macro_f1": f1, "best": f1 > best["v"]}
+        best["v"] = max(best["v"], f1)
+        return r
+
+    _rewrite_epochs(run_dir, fix)
+    ep = [r for r in runs.read_jsonl(run_dir / runs.METRICS) if r.get("kind") == "epoch"]
+    top = max(ep, key=lambda r: r["val_macro_f1"]) if ep else None
+    meta = runs.load_run(run_dir).meta
+    meta.update(
+        monitor="val_macro_f1",
+        monitor_mode="max",
+        best_metric=top["val_macro_f1"] if top else None,
+        best_epoch=top["epoch"] if top else None,
+    )
+    runs.write_run_json(run_dir / runs.RUN_JSON, meta)
+    return run_dir
+
+
+def write_ctc_run(root: Path, rid: str = "20250111-090000-phase1-ctc20", **kw: Any) -> Path:
+    """A CTC run: train loss (CTC, 50-85) far above val loss (NLL, 1-2), and the share of
+    validation frames predicted blank falling from 0.97 (collapse) to 0.6."""
+    kw.setdefault("preset", "phase1-ctc20")
+    kw.setdefault("num_classes", 20)
+    run_dir = write_run(root, rid, **kw)
+    rows = runs.read_jsonl(run_dir / runs.METRICS)
+    out = []
+    for r in rows:
+        x = r["step"] / 20.0
+        if r.get("kind") == "step":
+            r = {**r, "train_loss": round(50 + 35 * math.exp(-0.3 * x), 4)}
+        elif r.get("kind") == "epoch":
+            e = r["epoch"]
+            r = {
+                **r,
+                "train_loss": round(50 + 35 * math.exp(-0.3 * e), 4),
+                "val_loss": round(1.0 + math.exp(-0.25 * e), 4),
+                "val_blank_share": round(0.6 + 0.37 * math.exp(-0.3 * (e - 1)), 4),
+            }
+        out.append(r)
+    _write_rows(run_dir / runs.METRICS, out)
+    return run_dir
+
+
+def write_sweep(root: Path, values: tuple[str, ...] = ("1e-4", "3e-4", "5e-4", "1e-3")):
+    """A 4-run sweep of the bigru error-recognition preset over optim.lr (ids that differ
+    only in their time stamp); the last run is still training (this process's pid). Every
+    run has a long ``description`` in its config that differs."""
+    out = []
+    for i, lr in enumerate(values):
+        last = i == len(values) - 1
+        rid = f"20250104-08{i}000-error-recognition-bigru"  # ends before NOW, the last runs
+        run_dir = write_run(
+            root,
+            rid,
+            preset="error-recognition-bigru",
+            t0=T0 + 3 * DAY - 3600 + i * 600,
+            sets=[f"optim.lr={lr}"],
+            num_classes=2,
+            seed=i,
+            speed=0.3 + 0.1 * i,
+            epochs=4 if last else 10,
+            max_epochs=10,
+            status="running" if last else "finished",
+            with_eval=not last,
+            extra_meta={
+                "sweep": "sweep-20250104-080000-error-recognition-bigru",
+                "sweep_params": {"optim.lr": lr},
+                "monitor": "val_macro_f1",
+            },
+        )
+        cfg = runs.load_run(run_dir).config()
+        cfg["description"] = f"sweep member {i}: " + "a long description " * 6
+        runs.atomic_write_json(run_dir / runs.CONFIG_JSON, cfg)
+        out.append(run_dir)
+    return out
+
+
+def write_gpus8_system(run_dir: Path, hot: tuple[int, ...] = (6, 7)) -> None:
+    """Eight H100s in system.jsonl; the ``hot`` ones at 80-83 °C, the rest 55-62 °C."""
+    gpus = []
+    for i in range(8):
+        temp = (83, 80, 81, 82)[hot.index(i) % 4] if i in hot else 55 + i
+        gpus.append(
+            {
+                "index": i,
+                "name": "NVIDIA H100 80GB HBM3",
+                "temp_c": temp,
+                "mem_used_mb": 30000.0 + 1000 * i,
+                "mem_total_mb": 81559.0,
+                "util_pct": 90 + i,
+                "power_w": 400.0 + 10 * i,
+            }
+        )
+    _write_rows(run_dir / runs.SYSTEM, [{"t": T0 + 5, "gpus": gpus}])

@@ -101,6 +101,34 @@ TRANSLATION_EPOCH_COLS = [
 ]
 CLASSIFICATION_TABS = ("per-class", "confused")
 
+# the figure plotted beside val accuracy and tabulated in top-5's place: the monitor when it
+# is one of these, else macro F1 for a two-class run (its top-5 is always 1.0), else top-5
+SECOND_FIGURES = {
+    "val_macro_f1": ("val F1", "F1"),
+    "val_per_class_acc": ("val per-class acc", "pc acc"),
+    "val_top5": ("val top-5", "top-5"),
+}
+BLANK_COL = Col("val_blank_share", "blank", _f3, right=True, sortable=False, width=5)
+
+
+def second_figure(meta: dict[str, Any]) -> str:
+    """The epoch figure shown beside val accuracy for a run with this run.json."""
+    mon = meta.get("monitor")
+    if mon in SECOND_FIGURES and mon != "val_top5":
+        return str(mon)
+    return "val_macro_f1" if meta.get("num_classes") == 2 else "val_top5"
+
+
+def epoch_cols(second: str, ctc: bool) -> list[Col]:
+    """The classification epoch columns: ``second`` in top-5's place, CTC's blank share."""
+    cols = list(EPOCH_COLS)
+    if second != "val_top5":
+        cols[4] = Col(second, SECOND_FIGURES[second][1], _f4, right=True, sortable=False, width=6)
+    if ctc:
+        cols.insert(5, BLANK_COL)
+    return cols
+
+
 PER_CLASS_COLS = [
     Col("class", "class"),
     Col("support", "support", right=True),
@@ -178,6 +206,8 @@ class LiveRunScreen(Screen):
         self.eval: dict[str, Any] = {}
         self.split = "test"
         self.translation = False  # set once the first read tells (config, run.json, rows)
+        self.second = "val_top5"  # the figure beside val accuracy (second_figure)
+        self.ctc = False  # a CTC model: loss on two axes, blank share tabulated
         self._examples_shown: dict[str, Any] | None = None
         self.polls = 0
         self.opened_at = time.perf_counter()
@@ -241,6 +271,7 @@ class LiveRunScreen(Screen):
             cfg = info.config()
             name = (cfg.get("model") or {}).get("name")
             data["model"] = str(name) if name is not None else "-"
+            data["ctc_model"] = name == "ctc"
             series, offset = read_initial(self.path / runs.METRICS)
             self._metrics_tail.offset = offset  # later reads start where this one ended
             data["series"] = series
@@ -346,6 +377,8 @@ class LiveRunScreen(Screen):
         with self.app.batch_update():  # one repaint for all of it
             if d.get("translation"):
                 self._translation_layout()
+            else:
+                self._classification_layout(d.get("ctc_model", False))
             self._apply_side(d)
             self._refresh_metrics(all_epochs=True)
             self._render_status()
@@ -365,6 +398,8 @@ class LiveRunScreen(Screen):
             self.series.add_rows(d["rows"])
             if self.series.translation and not self.translation:
                 self._translation_layout()
+            elif not self.translation:
+                self._classification_layout(self.ctc)
             self._refresh_metrics()
         self._apply_side(d)
         self._render_status()
@@ -445,6 +480,24 @@ class LiveRunScreen(Screen):
         elif not sys_row:
             panel.show([], "no GPU samples (system.jsonl is empty)", "")
 
+    def _classification_layout(self, ctc_model: bool) -> None:
+        """The figure beside val accuracy (the monitor, F1 for a two-class run) and, for a CTC
+        model, the blank-share column; redone only when what it depends on changed."""
+        second = second_figure(self.meta)
+        ctc = ctc_model or self.series.ctc
+        if (second, ctc) == (self.second, self.ctc):
+            return
+        self.second, self.ctc = second, ctc
+        self.query_one("#epoch-table", SortableTable).set_columns(epoch_cols(second, ctc))
+        plot = self.query_one("#acc-plot", MetricPlot)
+        plot.plot_title = (
+            "accuracy" if second == "val_top5" else "accuracy / " + (SECOND_FIGURES[second][1])
+        )
+        plot.invalidate()
+        loss = self.query_one("#loss-plot", MetricPlot)
+        loss.plot_title = "loss: CTC | NLL" if ctc else "loss"
+        loss.styles.margin = (0, 1, 0, 0) if ctc else 0  # room after the right axis
+
     def _translation_layout(self) -> None:
         """Make the screen a translation run's: BLEU/chrF plot, translation epoch columns,
         a "translations" tab in place of per-class and confused (once, when first known)."""
@@ -467,9 +520,14 @@ class LiveRunScreen(Screen):
         spe = self.meta.get("steps_per_epoch")
         tx, ty, tscale = s.curve("train_loss", spe)
         vx, vy, _ = s.curve("val_loss")
-        self.query_one("#loss-plot", MetricPlot).set_curves(
-            [Curve("train", tx, ty, xscale=tscale), Curve("val", vx, vy)]
-        )
+        if self.ctc:  # CTC (tens) and NLL (about 1) on one axis would flatten val
+            loss = [
+                Curve("train CTC", tx, ty, xscale=tscale),
+                Curve("val NLL", vx, vy, yside="right"),
+            ]
+        else:
+            loss = [Curve("train", tx, ty, xscale=tscale), Curve("val", vx, vy)]
+        self.query_one("#loss-plot", MetricPlot).set_curves(loss)
         if self.translation:
             bx, by, _ = s.curve("val_bleu4")
             cx, cy, _ = s.curve("val_chrf")
@@ -482,11 +540,11 @@ class LiveRunScreen(Screen):
             self._show_translations()
         else:
             ax, ay, _ = s.curve("val_acc")
-            kx, ky, _ = s.curve("val_top5")
+            kx, ky, _ = s.curve(self.second)
             self.query_one("#acc-plot", MetricPlot).set_curves(
                 [
                     Curve("val acc", ax, ay, color="green+"),
-                    Curve("val top-5", kx, ky, color="yellow+"),
+                    Curve(SECOND_FIGURES[self.second][0], kx, ky, color="yellow+"),
                 ]
             )
         table = self.query_one("#epoch-table", SortableTable)

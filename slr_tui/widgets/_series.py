@@ -29,6 +29,7 @@ EPOCH_KEYS = keys(
     "val_top5",
     "val_per_class_acc",
     "val_macro_f1",
+    "val_blank_share",  # CTC runs: the collapse signal
     "lr",
     "epoch_time_s",
     "best",
@@ -56,6 +57,7 @@ CURVES: dict[str, str] = {
     "val_chrf": "val chrF",
     "val_wer": "val WER",
     "val_token_acc": "val token acc",
+    "val_blank_share": "val blank share",
 }
 
 
@@ -79,6 +81,7 @@ class RunSeries:
         self.last_step: dict[str, Any] | None = None
         self.examples: dict[str, Any] | None = None  # the latest examples row (translation)
         self.translation = False  # an epoch row with a translation figure was read
+        self.ctc = False  # an epoch row with val_blank_share was read (a CTC model)
 
     def add_rows(self, rows: Iterable[dict[str, Any]]) -> int:
         """Take a batch of rows; returns how many new epoch rows it held."""
@@ -109,6 +112,8 @@ class RunSeries:
                 epochs[e] = slim = {k: r.get(k) for k in EPOCH_KEYS}
                 if not self.translation and any(slim[k] is not None for k in _TRANSLATION):
                     self.translation = True
+                if not self.ctc and slim["val_blank_share"] is not None:
+                    self.ctc = True
             elif kind == "eval":
                 self.evals.append(r)
             elif kind == "examples":

@@ -30,6 +30,7 @@ class Curve:
     ys: Sequence[float]
     color: str | None = None
     xscale: float = 1.0  # x values are multiplied by this (e.g. 1 / steps per epoch)
+    yside: str = "left"  # "right": its own y axis (a figure on another scale)
 
 
 class MetricPlot(PlotextPlot):
@@ -135,10 +136,15 @@ class MetricPlot(PlotextPlot):
                 xs = [x * c.xscale for x in xs]
             drawn += len(xs)
             color = c.color or PALETTE[i % len(PALETTE)]
+            side = c.yside if c.yside in ("left", "right") else "left"
             if len(xs) == 1:
-                plt.scatter(list(xs), list(ys), label=c.label, color=color, marker="dot")
+                plt.scatter(
+                    list(xs), list(ys), label=c.label, color=color, marker="dot", yside=side
+                )
             else:
-                plt.plot(list(xs), list(ys), label=c.label, color=color, marker="braille")
+                plt.plot(
+                    list(xs), list(ys), label=c.label, color=color, marker="braille", yside=side
+                )
         if self.marker_x is not None:
             plt.vertical_line(self.marker_x, color="white")
         if self.fixed_ylim is not None:

@@ -299,3 +299,18 @@ def test_snapshot_compare_sweep(fx, snap_compare, size):
         await _settle(pilot)
 
     assert snap_compare(make_app(), terminal_size=size, run_before=before)
+
+
+def test_compare_rows_leave_out_top5_when_it_cannot_differ(tmp_path):
+    """With 5 classes or fewer top-5 accuracy is 1.0 for every run: no row for it."""
+    from engine import runs as runs_mod
+    from slr_tui.tables import compare_rows
+    from tests.fixtures_runs import build_runs, write_binary_run
+
+    a = write_binary_run(tmp_path / "bin", "20250110-090000-a")
+    b = write_binary_run(tmp_path / "bin", "20250110-091000-b")
+    labels = [label for label, _, _ in compare_rows([runs_mod.load_run(a), runs_mod.load_run(b)])]
+    assert "val top-5" not in labels and "val accuracy" in labels
+    multi = build_runs(tmp_path / "multi")
+    items = [runs_mod.load_run(multi["a"]), runs_mod.load_run(multi["b"])]
+    assert "val top-5" in [label for label, _, _ in compare_rows(items)]

@@ -11,6 +11,11 @@ much CPU it uses idle. Headless (Textual's ``App.run_test``), no torch.
   Target: under 0.5 s (poll every 0.25 s, plots redrawn at most 10 times a second).
 - idle CPU: process CPU time over a few seconds on the runs screen (50 finished runs) and on
   the live screen of a finished run. Target: next to nothing.
+- 1000 runs (``--scale-runs``, 0 to skip): the runs screen of a store of 1000 run folders
+  (one of them running: its row ticks): open (app start to every row in the table, and a
+  fresh runs screen pushed in a warm app), idle CPU over ``--idle-seconds`` (polled every
+  2 s), and ``slr runs`` on the same store (a subprocess, wall). Targets: open < 1 s, idle
+  CPU < 2 % of a core, ``slr runs`` < 1 s.
 """
 
 from __future__ import annotations
@@ -227,6 +232,124 @@ async def bench_idle(root: Path, finished: Path, seconds: float) -> dict[str, fl
     return out
 
 
+def make_store(root: Path, n: int) -> None:
+    """``n`` small run folders (run.json, a short metrics.jsonl), all ended."""
+    for i in range(n):
+        status = "failed" if i % 17 == 0 else "finished"
+        rid = f"2024{1 + i // 300:02d}{1 + (i // 10) % 28:02d}-{i:06d}-scale"
+        d = root / rid
+        d.mkdir(parents=True)
+        meta = {
+            "id": rid,
+            "preset": "bench",
+            "dataset": "synthetic10",
+            "status": status,
+            "host": runs.hostname(),
+            "pid": os.getpid() if status == "running" else None,
+            "started_at": T0 + 60.0 * i,
+            "ended_at": None if status == "running" else T0 + 60.0 * i + 300,
+            "max_epochs": 20,
+            "epoch": 1 + i % 20,
+            "steps_per_epoch": 10,
+            "monitor": "val_acc",
+            "monitor_mode": "max",
+            "best_metric": round(0.5 + 0.4 * ((i * 37) % 100) / 100, 4),
+            "best_epoch": 1 + i % 20,
+            "last_metrics": {
+                k: v for k, v in epoch_row(1 + i % 20, 10, 0).items() if k not in ("t", "kind")
+            },
+            "results": {
+                s: {"accuracy": 0.8, "top5": 0.95, "macro_f1": 0.78, "n": 60}
+                for s in ("val", "test")
+            },
+        }
+        runs.atomic_write_json(d / runs.RUN_JSON, meta)
+        (d / runs.METRICS).write_bytes(orjson.dumps(epoch_row(1, 10, T0 + 60.0 * i)) + b"\n")
+
+
+async def bench_scale(root: Path, n: int, repeats: int, seconds: float) -> dict[str, Any]:
+    """Open times and idle CPU of the runs screen on ``n`` runs."""
+    from slr_tui.screens.runs import RunsScreen  # noqa: PLC0415
+
+    out: dict[str, Any] = {}
+    start = time.perf_counter()
+    app = new_app(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.screen.table
+        await _until(lambda: table.row_count == n, timeout=60)
+        out["first_open_s"] = time.perf_counter() - start
+        await settle(pilot)
+        pushes = []
+        for _ in range(repeats):
+            screen = RunsScreen()
+            t = time.perf_counter()
+            await app.push_screen(screen)
+            await _until(lambda s=screen: s.scans > 0 and s.table.row_count == n, timeout=60)
+            pushes.append(time.perf_counter() - t)
+            app.pop_screen()
+            await pilot.pause(0.05)
+        out["push_open_s"] = pushes
+        await pilot.pause(0.5)
+        c0, w0 = time.process_time(), time.perf_counter()
+        await asyncio.sleep(seconds)
+        out["idle_cpu_fraction"] = (time.process_time() - c0) / (time.perf_counter() - w0)
+        # the newest run becomes a running one (this process): its row ticks every scan
+        newest = max(root.iterdir())
+        meta = runs.read_json(newest / runs.RUN_JSON) or {}
+        meta.update(status="running", pid=os.getpid(), ended_at=None)
+        runs.atomic_write_json(newest / runs.RUN_JSON, meta)
+        await pilot.pause(2.5)
+        c0, w0 = time.process_time(), time.perf_counter()
+        await asyncio.sleep(seconds)
+        out["one_running_cpu_fraction"] = (time.process_time() - c0) / (time.perf_counter() - w0)
+    return out
+
+
+def bench_cli_runs(root: Path, repeats: int) -> list[float]:
+    import subprocess
+
+    slr = Path(sys.executable).parent / "slr"
+    cmd = [str(slr), "runs", "--runs-dir", str(root)] if slr.exists() else None
+    if cmd is None:
+        cmd = [sys.executable, "-m", "slr_tui.cli", "runs", "--runs-dir", str(root)]
+    times = []
+    # this checkout's code, wherever the package is installed from
+    env = {**os.environ, "COLUMNS": "200", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    for _ in range(repeats):
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
+        times.append(time.perf_counter() - t)
+    return times
+
+
+async def _cold_child(root: Path, n: int) -> None:
+    app = new_app(root)
+    async with app.run_test(size=(120, 40)):
+        table = app.screen.table
+        await _until(lambda: table.row_count == n, timeout=60)
+        await asyncio.sleep(0)
+        print("ready", flush=True)
+
+
+def bench_cold_open(root: Path, n: int, repeats: int) -> list[float]:
+    """A new process: interpreter start, imports, the app, every row in the table."""
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        cmd = [sys.executable, __file__, "--cold-child", str(root), "--scale-runs", str(n)]
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, text=True)
+        assert p.stdout is not None
+        line = p.stdout.readline()
+        times.append(time.perf_counter() - t)
+        p.wait()
+        if line.strip() != "ready":
+            raise RuntimeError(f"cold open child said {line!r}")
+    return times
+
+
 def fmt_ms(xs: list[float]) -> str:
     xs = sorted(xs)
     p95 = xs[min(len(xs) - 1, int(round(0.95 * (len(xs) - 1))))]
@@ -243,8 +366,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--appends", type=int, default=20)
     ap.add_argument("--idle-seconds", type=float, default=5.0)
+    ap.add_argument("--scale-runs", type=int, default=1000, help="runs in the store (0: skip)")
+    ap.add_argument("--only-scale", action="store_true", help="only the many-runs case")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ap.add_argument("--cold-child", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.cold_child:
+        asyncio.run(_cold_child(args.cold_child, args.scale_runs))
+        return 0
+
+    scale: dict[str, Any] = {}
+    if args.scale_runs:
+        with tempfile.TemporaryDirectory(prefix="slr-bench-tui-scale-") as tmp:
+            root = Path(tmp) / "runs"
+            make_store(root, args.scale_runs)
+            gc.collect()
+            scale = asyncio.run(bench_scale(root, args.scale_runs, 5, args.idle_seconds))
+            scale["slr_runs_s"] = bench_cli_runs(root, 5)
+            scale["cold_open_s"] = bench_cold_open(root, args.scale_runs, 5)
+            scale["load_average"] = os.getloadavg()[0]
+    if args.only_scale:
+        if args.json:
+            print(json.dumps(scale, indent=2))
+        else:
+            print_scale(args.scale_runs, scale)
+        return 0
 
     with tempfile.TemporaryDirectory(prefix="slr-bench-tui-") as tmp:
         root = Path(tmp) / "runs"
@@ -277,6 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         "open_s": open_s,
         "new_line_s": line_s,
         "idle_cpu_fraction": idle,
+        "scale": scale,
     }
     if args.json:
         print(json.dumps(result, indent=2))
@@ -287,11 +434,27 @@ def main(argv: list[str] | None = None) -> int:
     print(f"new line on screen (target < 500 ms)  {fmt_ms(line_s)}")
     for k, v in idle.items():
         print(f"idle CPU, {k:<28} {v * 100:5.2f} % of one core")
+    if scale:
+        print_scale(args.scale_runs, scale)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"machine: {os.cpu_count()} CPUs, load average {load:.1f} while measuring")
     ok = statistics.median(open_s) < 0.3 and statistics.median(line_s) < 0.5
     print("targets met (medians)" if ok else "TARGETS MISSED (medians)")
     return 0 if ok else 1
+
+
+def print_scale(n: int, scale: dict[str, Any]) -> None:
+    print(f"{n} runs: open from app start (target < 1 s)  {scale['first_open_s'] * 1000:6.0f} ms")
+    print(f"{n} runs: open, new process (imports too)  {fmt_ms(scale['cold_open_s'])}")
+    print(f"{n} runs: push a runs screen                 {fmt_ms(scale['push_open_s'])}")
+    print(
+        f"{n} runs: idle CPU, runs screen (< 2 %)       {scale['idle_cpu_fraction'] * 100:5.2f} %"
+    )
+    print(
+        f"{n} runs: idle CPU, one of them running        {scale['one_running_cpu_fraction'] * 100:5.2f} %"
+    )
+    print(f"{n} runs: slr runs (target < 1 s)             {fmt_ms(scale['slr_runs_s'])}")
+    print(f"{n} runs: load average {scale['load_average']:.1f} while measuring")
 
 
 if __name__ == "__main__":

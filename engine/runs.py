@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import socket
+import stat as _stat
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -1045,29 +1046,76 @@ def load_run(path: str | Path) -> RunInfo:
     return RunInfo(path=path, meta=meta, problem=problem)
 
 
+def _newest(r: RunInfo) -> tuple[float, str]:
+    t = r.meta.get("started_at")
+    return (float(t) if _is_number(t) else 0.0, r.id)
+
+
+class RunIndex:
+    """The run folders under ``root``, kept between scans: :meth:`scan` stats each
+    folder's run.json and re-reads only those whose (mtime_ns, size) changed since the
+    last scan; new folders are read, removed ones dropped. ``reads`` counts run.json
+    reads (for tests). Not thread-safe: one scanner at a time."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self._runs: dict[str, tuple[tuple[int, int], RunInfo]] = {}
+        self.reads = 0
+        self.changed: set[str] = set()  # folder names read by the last scan (new or changed)
+        self.removed: set[str] = set()  # folder names gone since the scan before
+
+    def scan(self) -> list[RunInfo]:
+        """Every run folder, newest first (as :func:`list_runs`). An unchanged run is the
+        same :class:`RunInfo` object as the scan before."""
+        old = self._runs
+        new: dict[str, tuple[tuple[int, int], RunInfo]] = {}
+        self.changed = set()
+        try:
+            entries = list(os.scandir(self.root))
+        except (FileNotFoundError, NotADirectoryError):
+            entries = []
+        for e in entries:
+            name = e.name
+            if name.startswith("."):
+                continue
+            try:
+                if not e.is_dir():
+                    continue
+                st = os.stat(os.path.join(e.path, RUN_JSON))
+            except OSError:
+                continue  # no run.json (or unreadable folder): not listed, as list_runs
+            if not _stat.S_ISREG(st.st_mode):
+                continue
+            sig = (st.st_mtime_ns, st.st_size)
+            prev = old.get(name)
+            if prev is not None and prev[0] == sig:
+                new[name] = prev
+                continue
+            p = Path(e.path)
+            self.reads += 1
+            try:
+                info = load_run(p)
+            except RunError:
+                continue
+            except Exception as exc:  # noqa: BLE001 - one bad folder is one bad row
+                info = RunInfo(path=p, meta={"id": name}, problem=f"cannot read: {exc}")
+            new[name] = (sig, info)
+            self.changed.add(name)
+        self.removed = set(old) - set(new)
+        self._runs = new
+        out = [info for _, info in new.values()]
+        out.sort(key=_newest, reverse=True)
+        return out
+
+
 def list_runs(root: str | Path) -> list[RunInfo]:
     """Every run folder under ``root``, newest first. A folder that cannot be read is one
-    ``unreadable`` entry (with the reason), never a broken list."""
+    ``unreadable`` entry (with the reason), never a broken list. (Viewers that list the
+    same folder again and again keep a :class:`RunIndex`.)"""
     root = Path(root)
     if not root.is_dir():
         return []
-    out = []
-    for p in root.iterdir():
-        try:
-            if not (p.is_dir() and not p.name.startswith(".") and (p / RUN_JSON).is_file()):
-                continue
-            out.append(load_run(p))
-        except RunError:
-            continue
-        except Exception as exc:  # noqa: BLE001 - one bad folder is one bad row
-            out.append(RunInfo(path=p, meta={"id": p.name}, problem=f"cannot read: {exc}"))
-
-    def newest(r: RunInfo) -> tuple[float, str]:
-        t = r.meta.get("started_at")
-        return (float(t) if _is_number(t) else 0.0, r.id)
-
-    out.sort(key=newest, reverse=True)
-    return out
+    return RunIndex(root).scan()
 
 
 def _is_path_ref(ref: str) -> bool:

@@ -80,7 +80,15 @@ MONITOR_LABELS = {
     "val_chrf": "chrF",
     "val_wer": "WER",
     "val_token_acc": "tok acc",
+    "val_macro_f1": "F1",
+    "val_per_class_acc": "class acc",
+    "val_top5": "top-5",
 }
+
+
+def figure_label(figure: str) -> str:
+    """A monitored figure's short name (``acc``, ``F1``, ``BLEU-4``, ``loss``)."""
+    return MONITOR_LABELS.get(figure) or figure.removeprefix("val_")
 
 
 def figure_digits(key: str) -> int:
@@ -88,18 +96,15 @@ def figure_digits(key: str) -> int:
     return FIGURE_DIGITS.get(key.removeprefix("val_").removeprefix("train_"), 4)
 
 
-def best_of(info: runs.RunInfo) -> tuple[float | None, str | None]:
-    """The runs list's "best" value and the epoch-row figure it is. A classification run:
-    its best validation accuracy (``val_acc``, as always). A translation run (no accuracy):
-    the best of its monitored figure (``val_bleu4``, ``val_loss``...)."""
-    m = info.meta
-    if info.translation:
-        mon = m.get("monitor")
-        return info.best_metric, mon if isinstance(mon, str) else "val_loss"
-    best = m.get("best_val_acc")  # recorded whatever the monitor (older runs: best_metric)
-    if best is None and m.get("monitor", "val_acc") == "val_acc":
-        best = info.best_metric
-    return best, "val_acc"
+def best_of(info: runs.RunInfo) -> tuple[float | None, str]:
+    """The runs list's "best" value: the chosen checkpoint's (best.pt) figure, run.json's
+    ``best_metric``, and the figure it is (``monitor``). Not the best val accuracy of any
+    epoch: a run that monitors F1 or BLEU picks its checkpoint by that."""
+    mon = info.meta.get("monitor")
+    if not isinstance(mon, str):
+        mon = "val_loss" if info.translation else "val_acc"
+    best = info.best_metric
+    return (best if isinstance(best, (int, float)) and not isinstance(best, bool) else None), mon
 
 
 def best_text(value: float | None, figure: str | None, labelled: bool) -> str:
@@ -110,7 +115,7 @@ def best_text(value: float | None, figure: str | None, labelled: bool) -> str:
     if value is None:
         return "-"
     figure = figure or "val_acc"
-    return f"{fmt(value, figure_digits(figure))} {MONITOR_LABELS.get(figure, figure)}"
+    return f"{fmt(value, figure_digits(figure))} {figure_label(figure)}"
 
 
 def fmt(v: Any, digits: int = 4) -> str:
@@ -138,8 +143,10 @@ def when(ts: float | None) -> str:
 def runs_table(items: list[runs.RunInfo]) -> Table:
     t = Table(title=None, header_style="bold")
     # with a translation run in the list, each best value says what it is
-    labelled = any(r.translation for r in items)
-    best_col = "best" if labelled else "best val acc"
+    figures = {best_of(r)[1] for r in items}
+    labelled = len(figures) > 1 or any(r.translation for r in items)
+    only = next(iter(figures)) if len(figures) == 1 else "val_acc"
+    best_col = "best" if labelled else f"best val {figure_label(only).removeprefix('val ')}"
     for col in (
         "id",
         "status",

@@ -56,6 +56,9 @@ class RunsScreen(Screen):
         self._typing = False  # a filter typed on the table is on its way to the input
         self._timer = None
         self._polling = False
+        self._index: runs.RunIndex | None = None  # used by the scan worker only
+        self._rows: dict[str, tuple[runs.RunInfo, dict[str, Any]]] = {}  # worker only
+        self._texts: dict[str, str] = {}  # what the title and the empty line show
 
     def compose(self) -> ComposeResult:
         yield Static("", id="runs-title", classes="title-bar")
@@ -106,15 +109,38 @@ class RunsScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="runs-poll")
     def _scan(self) -> None:
+        """Off the UI thread: re-read only the run.json files that changed (RunIndex) and
+        rebuild only their rows (and those of active runs: status and duration move)."""
         root = self.app.runs_root
         self.app.reap()
         now = self.app.clock()
         try:
-            rows = [self._row(r, now) for r in runs.list_runs(root)]
+            if self._index is None or self._index.root != Path(root):
+                self._index, self._rows = runs.RunIndex(root), {}
+            rows = self._rows_of(self._index.scan(), now)
             err = None
         except OSError as exc:
             rows, err = [], f"cannot read {root}: {exc.strerror or exc}"
         self.post_message(self.Scanned(root, rows, err))
+
+    def _rows_of(self, infos: list[runs.RunInfo], now: float) -> list[dict[str, Any]]:
+        """A row per run: the one of the scan before (the same dict) while its run.json is
+        unchanged and it is not active; eval/ is looked for again until it is there."""
+        old, new, out = self._rows, {}, []
+        for info in infos:
+            key = info.path.name
+            hit = old.get(key)
+            if hit is not None and hit[0] is info and info.raw_status not in runs.ACTIVE:
+                row = hit[1]
+                if not row.get("has_eval") and not row.get("problem"):
+                    if (info.path / runs.EVAL_DIR / "predictions.npz").is_file():
+                        row = dict(row, has_eval=True)
+            else:
+                row = self._row(info, now)
+            new[key] = (info, row)
+            out.append(row)
+        self._rows = new
+        return out
 
     @staticmethod
     def _row(info: runs.RunInfo, now: float) -> dict[str, Any]:
@@ -124,9 +150,11 @@ class RunsScreen(Screen):
             row = run_row(info, now)
             # the time it was active (a resumed run does not count the gap it sat stopped)
             row["duration"] = runs.active_seconds(info.meta, now, row["status"])
-            if info.translation:  # no accuracy: the best of its monitored figure, labelled
+            # the chosen checkpoint's figure (best.pt), by the monitor that chose it: not
+            # the best val accuracy of any epoch (a run that monitors F1 picks another one)
+            row["best"], row["best_figure"] = tables.best_of(info)
+            if info.translation:
                 row["translation"] = True
-                row["best"], row["best_figure"] = tables.best_of(info)
         except Exception as exc:  # noqa: BLE001 - one bad run is one bad row
             info = runs.RunInfo(path=info.path, meta={}, problem=f"cannot read: {exc}")
             row = {
@@ -187,15 +215,24 @@ class RunsScreen(Screen):
             parts.append(f"[magenta]{bad} unreadable[/]")
         if self.table.marked:
             parts.append(f"{len(self.table.marked)} marked")
-        self.query_one("#runs-title", Static).update("  ·  ".join(parts))
-        empty = self.query_one("#runs-empty", Static)
+        # a Static's update lays the screen out again (and repaints the table): only
+        # when the text changes
+        self._set_text("#runs-title", "  ·  ".join(parts))
         if error:
-            empty.update(f"[red]{error}[/]")
+            self._set_text("#runs-empty", f"[red]{error}[/]")
         elif not rows and self.scans:
-            empty.update(f"no runs under {root}: press [b]n[/b] to start one")
+            self._set_text("#runs-empty", f"no runs under {root}: press [b]n[/b] to start one")
         else:
-            empty.update("")
-        empty.display = bool(error or (not rows and self.scans))
+            self._set_text("#runs-empty", "")
+        show = bool(error or (not rows and self.scans))
+        empty = self.query_one("#runs-empty", Static)
+        if empty.display != show:
+            empty.display = show
+
+    def _set_text(self, selector: str, text: str) -> None:
+        if self._texts.get(selector) != text:
+            self._texts[selector] = text
+            self.query_one(selector, Static).update(text)
 
     # ------------------------------------------------------------------ filter
 

@@ -1,6 +1,9 @@
 """A DataTable of dict rows with named columns, sorting (click a header, or ``o``) and
-cheap updates: unchanged cells are left alone, so a table refreshed every few seconds
-does not flicker and keeps its cursor on the same row."""
+cheap updates: a row equal to what it was is not formatted again, unchanged cells are left
+alone, new rows are added, gone rows removed and a new order is applied in place (no
+clear and refill), so a table of a thousand rows refreshed every few seconds costs next
+to nothing, does not flicker, and keeps its cursor on the same row (by key) wherever that
+row moves."""
 
 from __future__ import annotations
 
@@ -77,6 +80,11 @@ class SortableTable(DataTable):
         self._shown_keys: list[str] = []
         self._shown_cells: dict[str, list[Any]] = {}
         self._col_sig: tuple = ()
+        # key -> (a copy of the row as last formatted, its cells, their widths)
+        self._cache: dict[str, tuple[dict[str, Any], list[Any], list[int]]] = {}
+        self._cache_sig: tuple = ()
+        self.cell_builds = 0  # rows formatted (tests count them)
+        self.full_fills = 0  # clear-and-refill rebuilds (tests count them)
 
     # ------------------------------------------------------------------ public
 
@@ -166,57 +174,116 @@ class SortableTable(DataTable):
             out.append(v)
         return out
 
-    def _widths(self, cells: list[list[Any]]) -> list[int]:
+    def _formatted(self, key: str, row: dict[str, Any]) -> tuple[list[Any], list[int]]:
+        """The row's cells and their widths, from the cache while the row is unchanged."""
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == row:
+            return hit[1], hit[2]
+        cells = self._cells(row)
+        widths = [v.cell_len if isinstance(v, Text) else cell_len(str(v)) for v in cells]
+        self.cell_builds += 1
+        self._cache[key] = (dict(row), cells, widths)
+        return cells, widths
+
+    def _widths(self, widths: list[list[int]]) -> list[int]:
         """Column widths from the header (and its sort arrow) and the cells: set
         explicitly rather than left to DataTable's auto width, so they never lag behind."""
+        most = [max(col) for col in zip(*widths, strict=True)] if widths else []
         out = []
         for i, c in enumerate(self.cols):
             if c.width is not None:
                 out.append(c.width)
                 continue
             w = cell_len(c.label) + (2 if c.key == self.sort_col else 0)  # the sort arrow
-            for row in cells:
-                v = row[i]
-                w = max(w, v.cell_len if isinstance(v, Text) else cell_len(str(v)))
-            out.append(w)
+            out.append(max(w, most[i]) if most else w)
         return out
 
     def _rebuild(self, force: bool = False) -> None:
+        cache_sig = tuple((c.key, c.right, id(c.fmt)) for c in self.cols)
+        if cache_sig != self._cache_sig:  # other columns or formats: every row anew
+            self._cache, self._cache_sig = {}, cache_sig
         rows = self._ordered()
         keys = [str(r.get(self.row_key)) for r in rows]
-        cells = [self._cells(r) for r in rows]
-        widths = self._widths(cells)
+        done = [self._formatted(k, r) for k, r in zip(keys, rows, strict=True)]
+        cells = [d[0] for d in done]
+        widths = self._widths([d[1] for d in done])
+        live = set(keys)
+        for k in [k for k in self._cache if k not in live]:
+            del self._cache[k]
         sig = tuple(
             (c.key, c.label, w, c.key == self.sort_col, self.sort_reverse)
             for c, w in zip(self.cols, widths, strict=True)
         )
-        if sig != self._col_sig:
-            current = self.current_key()
-            self.clear(columns=True)
-            for c, w in zip(self.cols, widths, strict=True):
-                self.add_column(self._header(c), key=c.key, width=w)
-            self._col_sig = sig
-            self._shown_keys, self._shown_cells = [], {}
+        current = self.current_key()
+        if sig != self._col_sig or force:
+            if sig != self._col_sig:
+                self.clear(columns=True)
+                for c, w in zip(self.cols, widths, strict=True):
+                    self.add_column(self._header(c), key=c.key, width=w)
+                self._col_sig = sig
             self._fill(keys, cells, current)
             return
-        if keys != self._shown_keys or force:
-            self._fill(keys, cells, self.current_key())
+        if keys == self._shown_keys:  # same rows, same order: update the cells that changed
+            self._update(keys, cells)
             return
-        for k, row in zip(keys, cells, strict=True):  # same rows, same order: update cells
+        gone = set(self._shown_keys) - live
+        if len(gone) > len(keys) // 2 + 8:  # most rows go (a filter): refilling is cheaper
+            self._fill(keys, cells, current)
+            return
+        for k in gone:
+            self.remove_row(k)
+            self._shown_cells.pop(k, None)
+        shown = set(self._shown_keys) - gone
+        for k, row in zip(keys, cells, strict=True):
+            if k not in shown:
+                self.add_row(*row, key=k)
+                self._shown_cells[k] = row
+        self._update(keys, cells)
+        self._reorder(keys, current)
+
+    def _update(self, keys: list[str], cells: list[list[Any]]) -> None:
+        for k, row in zip(keys, cells, strict=True):
             old = self._shown_cells.get(k)
-            if old == row:
+            if old is row:
                 continue
-            for c, v, o in zip(self.cols, row, old or [None] * len(row), strict=True):
-                if v != o:
-                    self.update_cell(k, c.key, v)
+            if old is not None:
+                merged = []  # the objects the DataTable holds (_reorder goes by identity)
+                for c, v, o in zip(self.cols, row, old, strict=True):
+                    if v != o:
+                        self.update_cell(k, c.key, v)
+                        merged.append(v)
+                    else:
+                        merged.append(o)
+                row = merged
+                hit = self._cache.get(k)
+                if hit is not None:
+                    self._cache[k] = (hit[0], merged, hit[2])
             self._shown_cells[k] = row
 
+    def _reorder(self, keys: list[str], keep: str | None) -> None:
+        """Put the rows in the order of ``keys`` in place (DataTable.sort by the identity of
+        the cells each row holds) and the cursor back on row ``keep``."""
+        pos = {tuple(map(id, self._shown_cells[k])): i for i, k in enumerate(keys)}
+        if len(pos) != len(keys):  # two rows hold the very same cell objects: refill
+            self._fill(keys, [self._shown_cells[k] for k in keys], keep)
+            return
+        self.sort(key=lambda values: pos[tuple(map(id, values))])
+        self._shown_keys = list(keys)
+        self._keep_cursor(keep)
+
+    def _keep_cursor(self, keep: str | None) -> None:
+        if keep is not None and keep in self._shown_cells:
+            i = self._shown_keys.index(keep)
+            if i != self.cursor_row:
+                self.move_cursor(row=i, animate=False)
+
     def _fill(self, keys: list[str], cells: list[list[Any]], keep: str | None) -> None:
+        self.full_fills += 1
         self.clear()
         self._shown_keys, self._shown_cells = [], {}
         for k, row in zip(keys, cells, strict=True):
             self.add_row(*row, key=k)
             self._shown_keys.append(k)
             self._shown_cells[k] = row
-        if keep is not None and keep in self._shown_keys:
+        if keep is not None and keep in self._shown_cells:
             self.move_cursor(row=self._shown_keys.index(keep), animate=False)

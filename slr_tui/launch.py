@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine import catalog, runs
+from engine import catalog, runs, threads
 from engine.errors import ConfigError
 
 if TYPE_CHECKING:  # the config models cost ~60 ms to build; `slr --help` needs none
@@ -236,8 +236,37 @@ def start_run(
     ConfigError), make its run folder (:func:`prepare_run`, WriteError on a full disk),
     start the engine (:func:`spawn`)."""
     check_data_root(cfg)
+    if env is None:
+        env = shared_cpu_env(runs_root)
     run_dir = prepare_run(cfg, runs_root, tags)
     return RunHandle(run_dir, spawn(run_dir, init_checkpoint=init_checkpoint, procs=procs, env=env))
+
+
+def active_local_runs(runs_root: str | Path) -> int:
+    """Runs of ``runs_root`` training on this machine now (running or starting, with a
+    live process here)."""
+    root = Path(runs_root)
+    if not root.is_dir():
+        return 0
+    here = runs.hostname()
+    return sum(
+        1
+        for r in runs.list_runs(root)
+        if r.status in runs.ACTIVE and r.meta.get("host") in (None, here)
+    )
+
+
+def shared_cpu_env(runs_root: str | Path) -> dict[str, str] | None:
+    """The environment of a run started beside others on this machine (a second `slr run`,
+    a launch from the TUI): ``SLR_CONCURRENT_RUNS`` counts them all, so the new engine takes
+    its share of the cores (engine/threads.py) instead of all of them. None when it runs
+    alone (or the caller set ``SLR_CONCURRENT_RUNS`` itself). Sweeps pass their own."""
+    if threads.ENV_RUNS in os.environ:
+        return None
+    others = active_local_runs(runs_root)
+    if not others:
+        return None
+    return {**os.environ, threads.ENV_RUNS: str(others + 1)}
 
 
 def resume_run(run_dir: Path, *, init_checkpoint: str | None = None, procs: int = 1) -> RunHandle:

@@ -87,3 +87,22 @@ def test_sweep_pins_each_run_and_records_its_threads(tmp_path):
         seen.append(t["affinity"])
         assert "threads:" in (r.path / "log.txt").read_text()
     assert sorted(seen) == sorted(groups)
+
+
+def test_a_run_started_beside_live_runs_takes_its_share_of_the_cores(tmp_path, monkeypatch):
+    """`slr run` or a TUI launch while other runs train here: SLR_CONCURRENT_RUNS counts
+    them all (a lost or finished run does not count); alone, the environment is untouched."""
+    from slr_tui import launch
+    from tests.fixtures_runs import write_run
+
+    monkeypatch.delenv(threads.ENV_RUNS, raising=False)
+    assert launch.shared_cpu_env(tmp_path) is None  # nothing here
+    write_run(tmp_path, "20250101-090000-demo", status="finished")
+    write_run(tmp_path, "20250101-091000-demo", status="lost")
+    assert launch.shared_cpu_env(tmp_path) is None
+    write_run(tmp_path, "20250101-092000-demo", status="running")  # this process: alive
+    env = launch.shared_cpu_env(tmp_path)
+    assert env is not None and env[threads.ENV_RUNS] == "2"
+    assert threads.thread_budget(16, int(env[threads.ENV_RUNS])) == 7  # not all 15
+    monkeypatch.setenv(threads.ENV_RUNS, "4")  # a caller that set it knows better
+    assert launch.shared_cpu_env(tmp_path) is None

@@ -66,7 +66,6 @@ from engine.holistic import (
     stderr_to,
     work,
 )
-from engine.runs import TMP_SUFFIX
 
 if TYPE_CHECKING:
     from engine.config import RunConfig
@@ -213,20 +212,6 @@ def write_manifest(
         )
     rows = ((j.id, j.label, j.split, j.signer, frames[j.id]) for j in jobs if j.id in frames)
     return lc.write_manifest(out, rows)
-
-
-def remove_roi_temp_files(out: Path) -> int:
-    """Delete the temp files a killed ROI extraction left (in ``out`` and under ``rois/``,
-    as :func:`engine.data.landmark_cache.remove_temp_files` does for landmarks)."""
-    found = list(out.glob(f".*{TMP_SUFFIX}"))
-    if (out / rc.ROIS).is_dir():
-        found += (out / rc.ROIS).rglob(f".*{TMP_SUFFIX}")
-    n = 0
-    for f in found:
-        with contextlib.suppress(OSError):
-            f.unlink()
-            n += 1
-    return n
 
 
 # --------------------------------------------------------------------------- the dataset
@@ -394,7 +379,7 @@ def extract(
         meta["face_indices"] = settings.to_json()["face_indices"]
     out.mkdir(parents=True, exist_ok=True)
     with _locked(out):
-        cleaned = remove_roi_temp_files(out) if settings.rois else lc.remove_temp_files(out)
+        cleaned = (rc if settings.rois else lc).remove_temp_files(out)
         done: dict[str, int] = {}
         for j in jobs:
             frames = (

@@ -17,10 +17,7 @@ temp files, which :func:`remove_temp_files` clears.
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import io
-import json
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,8 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from engine.data import cache_files as cf
+from engine.data.cache_files import npz_shapes
 from engine.errors import DataError
-from engine.runs import TMP_SUFFIX, atomic_write_bytes, atomic_write_file
+from engine.runs import atomic_write_bytes, atomic_write_file
 
 FORMAT = "slr-landmarks"
 VERSION = 1
@@ -83,15 +82,7 @@ def write_npz(
 def write_manifest(root: Path, rows: Iterable[tuple[Any, ...]]) -> int:
     """Rewrite ``manifest.csv`` with ``rows`` (id, label, split, signer, frames); returns
     how many rows it holds."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(MANIFEST_COLUMNS)
-    n = 0
-    for row in rows:
-        w.writerow(row)
-        n += 1
-    write_text(Path(root) / MANIFEST, buf.getvalue())
-    return n
+    return cf.write_csv(Path(root) / MANIFEST, MANIFEST_COLUMNS, rows)
 
 
 def write_classes(root: Path, class_names: list[str]) -> None:
@@ -100,32 +91,18 @@ def write_classes(root: Path, class_names: list[str]) -> None:
 
 def write_dataset_json(root: Path, meta: dict[str, Any]) -> None:
     """dataset.json: ``format`` and ``version`` first, then what the writer records."""
-    full = {"format": FORMAT, "version": VERSION, **meta}
-    write_text(Path(root) / DATASET_JSON, json.dumps(full, indent=2) + "\n")
+    cf.write_format_json(Path(root) / DATASET_JSON, FORMAT, VERSION, meta)
 
 
 def read_dataset_json(root: Path) -> dict[str, Any] | None:
     """dataset.json of a landmark cache; None when absent, unreadable or of another format."""
-    try:
-        meta = json.loads((Path(root) / DATASET_JSON).read_text())
-    except (OSError, ValueError):
-        return None
-    return meta if isinstance(meta, dict) and meta.get("format") == FORMAT else None
+    return cf.read_format_json(Path(root) / DATASET_JSON, FORMAT)
 
 
 def remove_temp_files(root: Path) -> int:
     """Delete the temp files a killed writer left (in ``root`` and anywhere under
     ``landmarks/``: ids may hold folders); returns how many."""
-    root = Path(root)
-    found = list(root.glob(f".*{TMP_SUFFIX}")) if root.is_dir() else []
-    if (root / LANDMARKS).is_dir():
-        found += (root / LANDMARKS).rglob(f".*{TMP_SUFFIX}")
-    n = 0
-    for f in found:
-        with contextlib.suppress(OSError):
-            f.unlink()
-            n += 1
-    return n
+    return cf.remove_temp_files(root, LANDMARKS)
 
 
 # --------------------------------------------------------------------------- reading
@@ -181,24 +158,6 @@ def read_manifest(root: Path) -> Manifest:
     if len(set(ids)) != len(ids):
         raise DataError(f"{man}: an id appears twice")
     return Manifest(ids, labels, splits, names)
-
-
-def npz_shapes(path: Path) -> dict[str, tuple[int, ...]]:
-    """Array shapes in an npz from the headers only (cheap); raises on an unreadable file."""
-    shapes = {}
-    with zipfile.ZipFile(path) as zf:
-        for name in zf.namelist():
-            if not name.endswith(".npy"):
-                continue
-            with zf.open(name) as fh:
-                version = np.lib.format.read_magic(fh)
-                read = (
-                    np.lib.format.read_array_header_1_0
-                    if version == (1, 0)
-                    else np.lib.format.read_array_header_2_0
-                )
-                shapes[name[:-4]] = tuple(read(fh)[0])
-    return shapes
 
 
 def complete_frames(path: Path, face_points: int) -> int | None:

@@ -21,9 +21,6 @@ Every file is written atomically, so a file that exists is whole.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -31,7 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from engine.runs import atomic_write_bytes, atomic_write_file
+from engine.data import cache_files as cf
+from engine.data.cache_files import npz_shapes
+from engine.runs import atomic_write_file
 
 FORMAT = "slr-rois"
 VERSION = 1
@@ -65,20 +64,16 @@ def write_sample(path: Path, arrays: dict[str, np.ndarray], compress: bool = Tru
 
 def write_manifest(root: Path, rows: Iterable[tuple[Any, ...]]) -> int:
     """Rewrite ``manifest.csv`` with rows (id, frames, label, split, signer)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(MANIFEST_COLUMNS)
-    n = 0
-    for row in rows:
-        w.writerow(row)
-        n += 1
-    atomic_write_bytes(Path(root) / MANIFEST, buf.getvalue().encode())
-    return n
+    return cf.write_csv(Path(root) / MANIFEST, MANIFEST_COLUMNS, rows)
 
 
 def write_dataset_json(root: Path, meta: dict[str, Any]) -> None:
-    full = {"format": FORMAT, "version": VERSION, **meta}
-    atomic_write_bytes(Path(root) / DATASET_JSON, (json.dumps(full, indent=2) + "\n").encode())
+    cf.write_format_json(Path(root) / DATASET_JSON, FORMAT, VERSION, meta)
+
+
+def remove_temp_files(root: Path) -> int:
+    """Delete the temp files a killed writer left (in ``root`` and under ``rois/``)."""
+    return cf.remove_temp_files(root, ROIS)
 
 
 # --------------------------------------------------------------------------- reading
@@ -86,28 +81,7 @@ def write_dataset_json(root: Path, meta: dict[str, Any]) -> None:
 
 def read_dataset_json(root: Path) -> dict[str, Any] | None:
     """dataset.json of an ROI cache; None when absent, unreadable or of another format."""
-    try:
-        meta = json.loads((Path(root) / DATASET_JSON).read_text())
-    except (OSError, ValueError):
-        return None
-    return meta if isinstance(meta, dict) and meta.get("format") == FORMAT else None
-
-
-def npz_shapes(path: Path) -> dict[str, tuple[int, ...]]:
-    """Array shapes in an npz from the headers only (cheap); raises on an unreadable file."""
-    shapes = {}
-    with zipfile.ZipFile(path) as zf:
-        for name in zf.namelist():
-            if name.endswith(".npy"):
-                with zf.open(name) as fh:
-                    version = np.lib.format.read_magic(fh)
-                    read = (
-                        np.lib.format.read_array_header_1_0
-                        if version == (1, 0)
-                        else np.lib.format.read_array_header_2_0
-                    )
-                    shapes[name[:-4]] = tuple(read(fh)[0])
-    return shapes
+    return cf.read_format_json(Path(root) / DATASET_JSON, FORMAT)
 
 
 def check_arrays(shapes: dict[str, tuple[int, ...]]) -> str | None:

@@ -430,17 +430,42 @@ def _write(cfg: SyntheticConfig, out: Path, progress: Callable[[int, int], None]
     lc.write_dataset_json(out, meta)
 
 
-def _replaceable(root: Path) -> bool:
-    """An empty folder or an older synthetic dataset may be replaced; anything else is kept."""
+def replaceable(root: Path, meta: dict[str, Any] | None, generator_name: str) -> bool:
+    """May a generator write its dataset at ``root``? When it is absent or empty, or holds
+    an older dataset of that generator (``meta``: its dataset.json); anything else is kept."""
     if not root.exists():
         return True
     if not root.is_dir():
         return False
     if not any(root.iterdir()):
         return True
-    meta = lc.read_dataset_json(root) or {}
-    generator = meta.get("generator")
-    return isinstance(generator, dict) and generator.get("name") == GENERATOR["name"]
+    generator = (meta or {}).get("generator")
+    return isinstance(generator, dict) and generator.get("name") == generator_name
+
+
+def write_once(
+    root: Path, what: str, matches: Callable[[Path], bool], write: Callable[[Path], None]
+) -> Path:
+    """Write a generated dataset to ``root`` atomically: ``write`` fills a temp folder beside
+    it, which is renamed into place (an older dataset there goes with the temp folder); when
+    ``matches(root)`` already, or becomes so while we write (another process finished the
+    same work), that one is kept. An OSError is one DataError line naming ``what``."""
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
+    try:
+        write(tmp / "data")
+        if root.exists():  # an empty folder or an older dataset of this generator
+            if matches(root):  # someone else just finished the same work
+                return root
+            root.rename(tmp / "old")
+        (tmp / "data").rename(root)
+    except OSError as exc:
+        if matches(root):
+            return root
+        raise DataError(f"cannot write the {what} to {root}: {exc}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root
 
 
 def generate(
@@ -454,26 +479,16 @@ def generate(
         raise DataError(
             f"synthetic.min_frames ({cfg.min_frames}) is above synthetic.max_frames ({cfg.max_frames})"
         )
-    if not _replaceable(root):
+    if not replaceable(root, lc.read_dataset_json(root), GENERATOR["name"]):
         raise DataError(
             f"{root} exists and is not a synthetic dataset; set data.root to another folder"
         )
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
-    try:
-        _write(cfg, tmp / "data", progress)
-        if root.exists():  # an empty folder or an older synthetic dataset
-            if _matches(root, cfg):  # someone else just finished the same work
-                return root
-            root.rename(tmp / "old")
-        (tmp / "data").rename(root)
-    except OSError as exc:
-        if _matches(root, cfg):
-            return root
-        raise DataError(f"cannot write the synthetic dataset to {root}: {exc}") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return root
+    return write_once(
+        root,
+        "synthetic dataset",
+        lambda r: _matches(r, cfg),
+        lambda out: _write(cfg, out, progress),
+    )
 
 
 def build(cfg: RunConfig) -> DataBundle:

@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,7 +40,14 @@ from pydantic import Field, model_validator
 
 from engine.config import Section, SyntheticConfig
 from engine.data import roi_cache as rc
-from engine.data.synthetic import _sample, _signer, _signs, generated_root
+from engine.data.synthetic import (
+    _sample,
+    _signer,
+    _signs,
+    generated_root,
+    replaceable,
+    write_once,
+)
 from engine.data.translation import TranslationData
 from engine.errors import DataError
 from engine.runs import atomic_write_bytes
@@ -501,18 +506,6 @@ def _matches(root: Path, cfg: SyntheticTranslationConfig) -> bool:
     )
 
 
-def _replaceable(root: Path) -> bool:
-    """An empty folder or an older dataset of this generator may be replaced; nothing else."""
-    if not root.exists():
-        return True
-    if not root.is_dir():
-        return False
-    if not any(root.iterdir()):
-        return True
-    generator = (rc.read_dataset_json(root) or {}).get("generator")
-    return isinstance(generator, dict) and generator.get("name") == GENERATOR["name"]
-
-
 def generate(
     cfg: SyntheticTranslationConfig,
     root: Path,
@@ -522,29 +515,17 @@ def generate(
     root = Path(root).expanduser()
     if _matches(root, cfg):
         return root
-    if not _replaceable(root):
+    if not replaceable(root, rc.read_dataset_json(root), GENERATOR["name"]):
         raise DataError(
             f"{root} exists and is not a synthetic translation dataset; "
             "set data.root to another folder"
         )
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
-    try:
-        _write(cfg, tmp / "data", progress)
-        if root.exists():  # an empty folder or an older dataset of this generator
-            if _matches(root, cfg):  # someone else just finished the same work
-                return root
-            root.rename(tmp / "old")
-        (tmp / "data").rename(root)
-    except OSError as exc:
-        if _matches(root, cfg):
-            return root
-        raise DataError(
-            f"cannot write the synthetic translation dataset to {root}: {exc}"
-        ) from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return root
+    return write_once(
+        root,
+        "synthetic translation dataset",
+        lambda r: _matches(r, cfg),
+        lambda out: _write(cfg, out, progress),
+    )
 
 
 def _generated(cfg: RunConfig) -> Path:

@@ -463,6 +463,16 @@ def test_sentences_longer_than_max_target_length_are_reported(caplog):
     assert ms._warn_truncation(texts, tok, 7) == 0
 
 
+def _root_without_a_left_hand(tmp_path: Path) -> Path:
+    """A translation root whose second sample has no left-hand crops."""
+    root = tmp_path / "d"
+    ids = make_root(root, 8)
+    arrays = _sample(np.random.default_rng(1), 7)
+    del arrays["hand_left"]
+    np.savez(roi_cache.npz_path(root, ids[1]), **arrays)
+    return root
+
+
 def test_slr_data_check_shows_missing_streams_and_sentences(tmp_path):
     """`slr data check` on a translation root: the missing stream is in the table."""
     import io
@@ -471,11 +481,7 @@ def test_slr_data_check_shows_missing_streams_and_sentences(tmp_path):
 
     from slr_tui.tables import data_check_tables
 
-    root = tmp_path / "d"
-    ids = make_root(root, 8)
-    arrays = _sample(np.random.default_rng(1), 7)
-    del arrays["hand_left"]
-    np.savez(roi_cache.npz_path(root, ids[1]), **arrays)
+    root = _root_without_a_left_hand(tmp_path)
     buf = io.StringIO()
     Console(file=buf, width=140).print(data_check_tables(check(cfg_for(root))))
     text = buf.getvalue()
@@ -494,11 +500,7 @@ def test_the_tui_data_check_panel_shows_what_translation_samples_lack(tmp_path):
 
     from slr_tui.widgets.data_check import report_view
 
-    root = tmp_path / "d"
-    ids = make_root(root, 8)
-    arrays = _sample(np.random.default_rng(1), 7)
-    del arrays["hand_left"]
-    np.savez(roi_cache.npz_path(root, ids[1]), **arrays)
+    root = _root_without_a_left_hand(tmp_path)
     buf = io.StringIO()
     Console(file=buf, width=100).print(report_view(check(cfg_for(root))))
     assert "train: 1 without hand_left" in buf.getvalue() and "sentences 8" in buf.getvalue()

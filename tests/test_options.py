@@ -96,7 +96,7 @@ def test_a_key_lives_only_where_it_is_read():
         if name not in ("videomae", "multistream_seq2seq"):  # the families with a backbone
             fields = c.options_class("model", name).model_fields
             assert "pretrained" not in fields and "freeze_backbone_epochs" not in fields
-    assert "input_norm" not in c.options_class("model", "lstm_stack").model_fields
+    assert "input_norm" not in c.options_class("model", "minirocket").model_fields
     assert "dropout" not in c.options_class("model", "minirocket").model_fields
 
 

@@ -122,6 +122,32 @@ def test_whole_recordings_have_variable_lengths_and_masks(activity) -> None:
     assert bool((batch["x"][~batch["mask"]] == 0).all())
 
 
+def test_downsample_to_averages_long_whole_recordings_down(activity) -> None:
+    root, man = activity  # recordings of 80-120 frames
+    full = build_data(config(root, window_size=None))
+    short = build_data(config(root, window_size=None, downsample_to=25))
+    assert short.info["downsample_to"] == 25
+    for i in range(len(full.val)):
+        x, y = full.val[i]["x"], short.val[i]["x"]
+        k = -(-len(x) // 25)  # 4 or 5 frames a block
+        assert len(y) == -(-len(x) // k) <= 25
+        assert np.allclose(y[0], x[:k].mean(0), atol=1e-5)
+        assert np.allclose(y[-1], x[(len(y) - 1) * k :].mean(0), atol=1e-5)  # partial block
+    # windows are not touched, and a new recording is read the way the run was trained
+    assert build_data(config(root, downsample_to=25)).train[0]["x"].shape[0] == 20
+    name = full.val.ids[0]
+    cfg = config(root, window_size=None, downsample_to=25)
+    got, starts = windows_for_file(man["recordings"][name]["path"], short.info, cfg)
+    assert starts.tolist() == [0] and np.allclose(got[0], short.val[0]["x"], atol=1e-5)
+
+
+def test_shorten_skips_missing_frames_in_a_block() -> None:
+    x = np.array([[1.0], [np.nan], [3.0], [np.nan], [np.nan], [5.0]], dtype=np.float32)
+    got = sequences_csv.shorten(x, 2)  # blocks of 3
+    assert got[:, 0].tolist() == [2.0, 5.0]
+    assert sequences_csv.shorten(x, 6) is x
+
+
 def test_feature_columns_exclude_text_and_label(activity) -> None:
     root, man = activity
     bundle = build_data(config(root))

@@ -157,3 +157,134 @@ def test_presets_validate(preset: str) -> None:
     cfg = resolve(preset)
     assert cfg.model.name == "temporal_cnn"
     assert cfg.data.source != "sequences_csv" or cfg.data.window_size is None
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_an_ensemble_averages_its_members_probabilities(name: str) -> None:
+    from engine.models.ensemble import Ensemble
+
+    torch.manual_seed(0)
+    xs, ys = tiny_recordings(6)
+    batch = batch_of(xs, ys)
+    model = make_model(name, 1, 3, channels=[8, 8], ensemble=3, recording_stats=4)
+    assert model.fits_input_stats
+    model.fit_input_stats(model.input_stats(batch))
+    assert isinstance(model, Ensemble) and len(model.members) == 3
+    first, second = (list(m.parameters())[0] for m in model.members[:2])
+    assert not torch.equal(first, second)  # independently initialised
+    model.train()
+    out = model(batch)
+    assert out.shape == (6, 3, 3)
+    each = [torch.nn.functional.cross_entropy(out[:, k], batch["label"]).item() for k in range(3)]
+    assert model.compute_loss(out, batch).item() == pytest.approx(np.mean(each), rel=1e-5)
+    model.eval()
+    with torch.no_grad():
+        mean_probs = torch.stack([torch.softmax(m(batch), -1) for m in model.members]).mean(0)
+        scores = model.class_scores(model(batch), batch)
+    assert torch.allclose(scores, mean_probs, atol=1e-6)
+    assert torch.allclose(scores.sum(1), torch.ones(6), atol=1e-6)
+
+
+def test_an_ensemble_with_recording_stats_ignores_padding_too() -> None:
+    torch.manual_seed(0)
+    model = make_model("temporal_cnn", 2, 3, channels=[8, 8], ensemble=2, pool=2, recording_stats=4)
+    model.fit_input_stats(torch.randn(30, 18))
+    model.eval()
+    a = torch.randn(1, 23, 2)
+    x = torch.full((2, 40, 2), 5.0)
+    x[0, :23] = a[0]
+    x[1] = torch.randn(40, 2)
+    mask = torch.ones(2, 40, dtype=torch.bool)
+    mask[0, 23:] = False
+    with torch.no_grad():
+        assert torch.allclose(model({"x": a}), model({"x": x, "mask": mask})[:1], atol=1e-5)
+
+
+def test_make_model_with_ensemble_one_is_the_plain_network() -> None:
+    from engine.models.temporal_cnn import TemporalCNN
+
+    assert isinstance(make_model("temporal_cnn", 1, 2, ensemble=1), TemporalCNN)
+
+
+def test_recording_stats_match_numpy_over_the_real_frames_only() -> None:
+    from engine.models.recording_stats import QUANTILES, recording_stats
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 2, 10, generator=g)
+    mask = torch.ones(3, 10, dtype=torch.bool)
+    mask[1, 6:] = False
+    mask[2, 1:] = False  # one real frame
+    x[~mask.unsqueeze(1).expand_as(x)] = 99.0  # padding must not count
+    got = recording_stats(x, mask).reshape(3, 2, -1)
+    for b in range(3):
+        n = int(mask[b].sum())
+        for c in range(2):
+            v = x[b, c, :n].double().numpy()
+            want = np.r_[np.quantile(v, QUANTILES), v.mean(), 0.5 * np.log(v.var() + 1e-5)]
+            assert np.allclose(got[b, c].numpy(), want, atol=1e-5), (b, c)
+
+
+def test_the_quantile_transform_spreads_decades_and_keeps_order() -> None:
+    from engine.models.recording_stats import RecordingStats
+
+    rs = RecordingStats(1, 4)
+    # one feature over four decades (the other eight constant): its training quantiles
+    train = torch.zeros(200, 9)
+    train[:, 0] = torch.logspace(-3, 1, 200)
+    rs.fit(train)
+    v = torch.zeros(4, 9)
+    v[:, 0] = torch.tensor([0.0011, 0.0101, 0.101, 9.0])
+    z = rs.transform(v)[:, 0]
+    assert torch.all(z[1:] > z[:-1])  # order kept
+    gaps = z[1:] - z[:-1]
+    assert gaps.min() > 0.5  # 1e-3 apart at the bottom is as visible as 10x at the top
+    assert torch.isfinite(rs.transform(torch.full((1, 9), 1e9))).all()  # beyond the range
+
+
+def test_training_fits_the_recording_stats_into_best_pt(tmp_path) -> None:
+    from engine.train import EXIT_OK, run_training
+    from tests.seq_fixtures import make_activity_csvs
+
+    root = tmp_path / "data"
+    make_activity_csvs(root, recordings_per_activity=4)
+    cfg = resolve(
+        "sequence-classifier",
+        sets=[
+            f"data.root={root}",
+            "training.device=cpu",
+            "training.max_epochs=2",
+            "model.recording_stats=8",
+            "model.channels=[8,8]",
+            "model.ensemble=2",
+        ],
+    )
+    assert run_training(cfg, tmp_path / "run") == EXIT_OK
+    state = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    model_state = state.get("model", state)
+    fitted = [v for k, v in model_state.items() if k.endswith("stats.fitted")]
+    assert len(fitted) == 2 and all(bool(f) for f in fitted)
+    refs = [v for k, v in model_state.items() if k.endswith("stats.reference")]
+    assert torch.equal(refs[0], refs[1]) and refs[0].std() > 0
+
+
+def test_the_lstm_stack_reads_its_per_recording_input_norm() -> None:
+    torch.manual_seed(0)
+    plain = make_model("lstm_stack", 2, 3, hidden_sizes=[8], dense_size=4)
+    stats = make_model(
+        "lstm_stack", 2, 3, hidden_sizes=[8], dense_size=4, input_norm="instance_stats"
+    )
+    assert plain.rnns[0].input_size == 2 and stats.rnns[0].input_size == 6
+    x = torch.randn(2, 30, 2)
+    mask = torch.ones(2, 30, dtype=torch.bool)
+    mask[0, 12:] = False
+    stats.eval()
+    with torch.no_grad():
+        alone = stats({"x": x[:1, :12]})
+        padded = stats({"x": x, "mask": mask})[:1]
+        # a recording scaled and shifted as a whole keeps its z-scored frames: only the
+        # level channels (mean, log std) change, so the output moves
+        moved = stats({"x": x[:1, :12] * 3 + 5})
+    assert torch.allclose(alone, padded, atol=1e-5)
+    assert not torch.allclose(alone, moved, atol=1e-4)
+    with pytest.raises(Exception, match="input_norm"):
+        make_model("lstm_stack", 2, 3, input_norm="layer")

@@ -13,7 +13,8 @@ by recording, so windows of one recording never land on both sides.
 
 Samples are sliding windows of ``data.window_size`` frames every ``data.stride`` frames,
 kept only where every frame has the same label; with ``data.window_size: null`` each whole
-recording (one label) is one sample of its own length, padded and masked by pad_collate.
+recording (one label) is one sample of its own length (averaged down to at most
+``data.downsample_to`` frames when that is set), padded and masked by pad_collate.
 Features are the columns of ``data.feature_columns`` (default: every numeric column but the
 label), z-scored with the training split's mean and std when ``data.standardize``; missing
 values become 0 after that (the training mean). Training adds Gaussian noise
@@ -60,6 +61,13 @@ class SequencesCsvData(TableOptions):
         30, ge=1, description="Frames per sliding window (null: each recording is one sample)."
     )
     stride: int = Field(15, ge=1, description="Frames between window starts.")
+    downsample_to: int | None = Field(
+        None,
+        ge=2,
+        description="With window_size null: a recording longer than this is averaged down "
+        "to at most this many frames (means of blocks of ceil(T / downsample_to) frames); "
+        "null: every recording at its full length.",
+    )
 
 
 SPLITS_FILE = "splits.csv"
@@ -246,6 +254,22 @@ def standardize(x: np.ndarray, mean: Any, std: Any) -> np.ndarray:
     return np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
 
 
+def shorten(x: np.ndarray, max_frames: int | None) -> np.ndarray:
+    """(T, D) averaged over blocks of ``ceil(T / max_frames)`` frames when T is longer than
+    ``max_frames`` (NaN frames are left out of their block's mean), else ``x`` itself."""
+    if max_frames is None or len(x) <= max_frames:
+        return x
+    k = -(-len(x) // max_frames)
+    rest = (-len(x)) % k
+    padded = np.concatenate([x, np.full((rest, x.shape[1]), np.nan, x.dtype)]) if rest else x
+    blocks = padded.reshape(-1, k, x.shape[1])
+    finite = np.isfinite(blocks)
+    n = finite.sum(1)
+    total = np.where(finite, blocks, 0).sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, total / np.maximum(n, 1), np.nan).astype(x.dtype)
+
+
 def fit_standardizer(arrays: list[np.ndarray], dim: int) -> tuple[list[float], list[float]]:
     """Per-feature mean and std over all frames (NaN ignored; std 1 where constant)."""
     total = np.zeros(dim)
@@ -288,7 +312,7 @@ def windows_for_file(
     if window is None:
         if not len(x):
             raise DataError(f"{path} has no frames")
-        return [x], np.zeros(1, dtype=np.int64)
+        return [shorten(x, cfg.data.downsample_to)], np.zeros(1, dtype=np.int64)
     starts = window_starts(len(x), window, cfg.data.stride)
     if not len(starts):
         raise DataError(
@@ -453,6 +477,8 @@ def build_from_root(root: str | Path, cfg: RunConfig) -> DataBundle:
         mean, std = fit_standardizer([raw[n][0] for n in by_split["train"]], dim)
     nan_values = int(sum(np.isnan(raw[n][0]).sum() for n in order))
     recordings = [standardize(raw[n][0], mean, std) for n in order]
+    if d.window_size is None and d.downsample_to is not None:  # whole recordings, averaged down
+        recordings = [shorten(x, d.downsample_to) for x in recordings]
     index_of = {n: i for i, n in enumerate(order)}
 
     def dataset(split: str, augment: bool) -> WindowDataset:
@@ -481,6 +507,7 @@ def build_from_root(root: str | Path, cfg: RunConfig) -> DataBundle:
         "feature_std": std,
         "window_size": d.window_size,
         "stride": d.stride,
+        "downsample_to": d.downsample_to,
         "split_source": split_source,
         "recordings": len(files),
         "recordings_per_split": {s: len(by_split[s]) for s in SPLITS},

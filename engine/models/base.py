@@ -93,6 +93,22 @@ class SLRModel(nn.Module):
         """The parameters ``model.freeze_backbone_epochs`` keeps fixed (default: none)."""
         return iter(())
 
+    @property
+    def fits_input_stats(self) -> bool:
+        """True when the model fits statistics of its inputs once before training
+        (:meth:`input_stats` of every training batch, in order and without augmentation,
+        then :meth:`fit_input_stats`); the trainer does so on a new run, not on resume
+        (the fitted buffers are in last.pt)."""
+        return False
+
+    def input_stats(self, batch: dict[str, Any]) -> torch.Tensor:
+        """(B, F) statistics of one training batch, for :meth:`fit_input_stats`."""
+        raise NotImplementedError(f"{type(self).__name__} fits no input statistics")
+
+    def fit_input_stats(self, stats: torch.Tensor) -> None:
+        """Fit on the (N, F) statistics of the whole training split."""
+        raise NotImplementedError(f"{type(self).__name__} fits no input statistics")
+
     def fit_batches(self, batches: Iterable[dict[str, Any]]) -> None:
         """Fit a classical model (``is_classical``) on the training split, in closed form."""
         raise NotImplementedError(f"{type(self).__name__} is trained by gradient steps")

@@ -49,6 +49,13 @@ class LstmStackOptions(_Dropout):
     )
     dense_size: int = Field(32, ge=1, description="Width of the dense layer.")
     dense_dropout: float = Field(0.2, ge=0, lt=1, description="Dropout after the dense layer.")
+    input_norm: Literal["none", "instance", "instance_stats", "instance_rank"] = Field(
+        "none",
+        description="none = the frames as the data source standardised them (the guide); "
+        "instance / instance_stats / instance_rank = per-recording normalisations as for "
+        "temporal_cnn (instance_stats keeps each channel's level and scale as extra "
+        "channels: whole recordings with a wide range of levels).",
+    )
 
 
 class TransformerOptions(_Encoder):
@@ -99,6 +106,21 @@ class _Convolutional(_Encoder):
         "channels) or none.",
     )
     block_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout after each block.")
+    recording_stats: int = Field(
+        0,
+        ge=0,
+        description="Width of a hidden layer over each recording's per-channel value "
+        "distribution (quantiles, mean, log std, each mapped through its training-set "
+        "quantiles), joined to the pooled features before the head; 0: off.",
+    )
+    ensemble: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="Train this many independently initialised copies together and average "
+        "their class probabilities (a deep ensemble: steadier on small data, K times the "
+        "compute).",
+    )
     augment_scale: float = Field(
         0.0, ge=0, lt=1, description="Training: random gain per recording in [1-s, 1+s]."
     )

@@ -15,6 +15,7 @@ from engine.models.common import (
     require_input_dim,
     run_packed,
 )
+from engine.models.temporal_cnn import check_input_norm, input_channels, input_transform, zero_pad
 
 
 class RecurrentClassifier(SLRModel):
@@ -57,7 +58,9 @@ class RecurrentClassifier(SLRModel):
 class StackedLSTM(SLRModel):
     """LSTM -> LSTM -> dense -> classes (the activity-LSTM guide: 128 -> 64 -> 32), each
     LSTM followed by dropout; the last LSTM's output at the last real frame feeds the dense
-    layer."""
+    layer. ``input_norm`` (``model.input_norm``) normalises each recording's channels over
+    its own real frames first, as the convolutional families do (none: the guide's input,
+    standardised by the data source only)."""
 
     def __init__(
         self,
@@ -68,9 +71,11 @@ class StackedLSTM(SLRModel):
         dense_size: int = 32,
         dropout: float = 0.3,
         dense_dropout: float = 0.2,
+        input_norm: str = "none",
     ):
         super().__init__()
-        dims = [input_dim, *hidden_sizes]
+        self.input_norm = input_norm
+        dims = [input_channels(input_dim, input_norm), *hidden_sizes]
         self.rnns = nn.ModuleList(
             keras_init_(nn.LSTM(a, b, batch_first=True))
             for a, b in zip(dims[:-1], dims[1:], strict=True)
@@ -85,6 +90,9 @@ class StackedLSTM(SLRModel):
         x = batch["x"]
         mask = batch_mask(batch)
         h = x
+        if self.input_norm != "none":  # per recording, over its real frames
+            h = zero_pad(x.float().transpose(1, 2), mask)
+            h = input_transform(h, mask, self.input_norm)[0].transpose(1, 2)
         for rnn in self.rnns:
             h = self.drop(run_packed(rnn, h, mask))
         return self.out(self.dense(masked_pool(h, mask, "last")))
@@ -94,6 +102,7 @@ def build(cfg, bundle) -> SLRModel:
     name = cfg.model.name.lower()
     m = cfg.model
     if name == "lstm_stack":
+        check_input_norm(m, name)
         return StackedLSTM(
             require_input_dim(bundle, name),
             bundle.num_classes,
@@ -101,6 +110,7 @@ def build(cfg, bundle) -> SLRModel:
             dense_size=m.dense_size,
             dropout=m.dropout,
             dense_dropout=m.dense_dropout,
+            input_norm=m.input_norm,
         )
     return RecurrentClassifier(
         require_input_dim(bundle, name),

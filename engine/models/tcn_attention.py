@@ -20,6 +20,8 @@ from torch.nn import functional as F
 
 from engine.models.base import SLRModel
 from engine.models.common import Head, batch_mask, require_input_dim
+from engine.models.ensemble import maybe_ensemble
+from engine.models.recording_stats import RecordingStats, WithRecordingStats
 from engine.models.temporal_cnn import (
     augment,
     block_channels,
@@ -75,7 +77,7 @@ class AttentionPool(nn.Module):
         return (self.weights(h, mask).unsqueeze(-1) * h).sum(1)
 
 
-class TCNAttention(SLRModel):
+class TCNAttention(WithRecordingStats, SLRModel):
     def __init__(
         self,
         input_dim: int,
@@ -89,6 +91,7 @@ class TCNAttention(SLRModel):
         head_dropout: float = 0.0,
         augment_scale: float = 0.0,
         augment_shift: float = 0.0,
+        recording_stats: int = 0,
     ):
         super().__init__()
         self.input_norm = input_norm
@@ -103,6 +106,8 @@ class TCNAttention(SLRModel):
         self.pool = AttentionPool(dims[-1])
         levels = input_norm in ("instance_stats", "instance_rank")
         width = dims[-1] + (2 * input_dim if levels else 0)
+        self.stats = RecordingStats(input_dim, recording_stats) if recording_stats else None
+        width += self.stats.out_features if self.stats is not None else 0
         self.head = Head(width, num_classes, head_dropout)
 
     def forward(self, batch: dict) -> torch.Tensor:
@@ -111,28 +116,33 @@ class TCNAttention(SLRModel):
         h = zero_pad(x.float().transpose(1, 2), mask)
         if self.training and (self.augment_scale > 0 or self.augment_shift > 0):
             h = augment(h, mask, self.augment_scale, self.augment_shift)
+        stats = self.stats(h, mask) if self.stats is not None else None
         h, levels = input_transform(h, mask, self.input_norm)
         h = self.proj(h)
         for block in self.blocks:
             h = block(h, mask)
         pooled = self.pool(h.transpose(1, 2), mask)
-        if levels is not None:
-            pooled = torch.cat([pooled, levels], 1)
-        return self.head(pooled)
+        extra = [t for t in (levels, stats) if t is not None]
+        return self.head(torch.cat([pooled, *extra], 1) if extra else pooled)
 
 
 def build(cfg, bundle) -> SLRModel:
     m = cfg.model
     check_input_norm(m, "tcn_attention")
-    return TCNAttention(
-        require_input_dim(bundle, "tcn_attention"),
-        bundle.num_classes,
-        channels=block_channels(m),
-        kernel_size=m.kernel_size,
-        norm=m.norm,
-        input_norm=m.input_norm,
-        dropout=m.block_dropout,
-        head_dropout=m.dropout,
-        augment_scale=m.augment_scale,
-        augment_shift=m.augment_shift,
+    input_dim = require_input_dim(bundle, "tcn_attention")
+    return maybe_ensemble(
+        m.ensemble,
+        lambda: TCNAttention(
+            input_dim,
+            bundle.num_classes,
+            channels=block_channels(m),
+            kernel_size=m.kernel_size,
+            norm=m.norm,
+            input_norm=m.input_norm,
+            dropout=m.block_dropout,
+            head_dropout=m.dropout,
+            augment_scale=m.augment_scale,
+            augment_shift=m.augment_shift,
+            recording_stats=m.recording_stats,
+        ),
     )

@@ -24,6 +24,8 @@ from torch.nn import functional as F
 
 from engine.models.base import SLRModel
 from engine.models.common import Head, batch_mask, masked_pool, require_input_dim
+from engine.models.ensemble import maybe_ensemble
+from engine.models.recording_stats import RecordingStats, WithRecordingStats
 
 
 class MaskedBatchNorm1d(nn.BatchNorm1d):
@@ -185,7 +187,7 @@ class ResidualBlock(nn.Module):
         return self.drop(F.relu(h + s))
 
 
-class TemporalCNN(SLRModel):
+class TemporalCNN(WithRecordingStats, SLRModel):
     def __init__(
         self,
         input_dim: int,
@@ -201,6 +203,7 @@ class TemporalCNN(SLRModel):
         augment_shift: float = 0.0,
         pool: int = 1,
         pooling: str = "mean",
+        recording_stats: int = 0,
     ):
         super().__init__()
         self.pooling = pooling
@@ -215,8 +218,11 @@ class TemporalCNN(SLRModel):
         )
         width = dims[-1] * (2 if pooling == "meanmax" else 1)
         width += 2 * input_dim if input_norm in ("instance_stats", "instance_rank") else 0
+        self.stats = RecordingStats(input_dim, recording_stats) if recording_stats else None
+        width += self.stats.out_features if self.stats is not None else 0
         self.head = Head(width, num_classes, head_dropout)
         self._levels: torch.Tensor | None = None
+        self._stats: torch.Tensor | None = None
 
     def features(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, C, T) features of the last block and the (B, T) mask."""
@@ -225,6 +231,7 @@ class TemporalCNN(SLRModel):
         h = zero_pad(x.float().transpose(1, 2), mask)
         if self.training and (self.augment_scale > 0 or self.augment_shift > 0):
             h = augment(h, mask, self.augment_scale, self.augment_shift)
+        self._stats = self.stats(h, mask) if self.stats is not None else None
         h, self._levels = input_transform(h, mask, self.input_norm)
         for i, block in enumerate(self.blocks):
             if i and self.pool > 1:
@@ -239,9 +246,8 @@ class TemporalCNN(SLRModel):
             pooled = torch.cat([masked_pool(h, mask, "mean"), masked_pool(h, mask, "max")], 1)
         else:
             pooled = masked_pool(h, mask, self.pooling)
-        if self._levels is not None:
-            pooled = torch.cat([pooled, self._levels], 1)
-        return self.head(pooled)
+        extra = [t for t in (self._levels, self._stats) if t is not None]
+        return self.head(torch.cat([pooled, *extra], 1) if extra else pooled)
 
 
 def block_channels(m) -> list[int]:
@@ -266,17 +272,22 @@ def check_input_norm(m, name: str) -> None:
 def build(cfg, bundle) -> SLRModel:
     m = cfg.model
     check_input_norm(m, "temporal_cnn")
-    return TemporalCNN(
-        require_input_dim(bundle, "temporal_cnn"),
-        bundle.num_classes,
-        channels=block_channels(m),
-        kernel_sizes=list(m.kernel_sizes),
-        norm=m.norm,
-        input_norm=m.input_norm,
-        dropout=m.block_dropout,
-        head_dropout=m.dropout,
-        augment_scale=m.augment_scale,
-        augment_shift=m.augment_shift,
-        pool=m.pool,
-        pooling=m.cnn_pooling,
+    input_dim = require_input_dim(bundle, "temporal_cnn")
+    return maybe_ensemble(
+        m.ensemble,
+        lambda: TemporalCNN(
+            input_dim,
+            bundle.num_classes,
+            channels=block_channels(m),
+            kernel_sizes=list(m.kernel_sizes),
+            norm=m.norm,
+            input_norm=m.input_norm,
+            dropout=m.block_dropout,
+            head_dropout=m.dropout,
+            augment_scale=m.augment_scale,
+            augment_shift=m.augment_shift,
+            pool=m.pool,
+            pooling=m.cnn_pooling,
+            recording_stats=m.recording_stats,
+        ),
     )

@@ -1,8 +1,8 @@
-"""``python -m engine {train,check,extract,predict,export} ...``: every engine job, one
-subcommand each.
+"""``python -m engine {train,check,extract,predict,export,eval} ...``: every engine job,
+one subcommand each.
 
-``train`` trains one run into a run folder; ``check``, ``extract``, ``predict`` and
-``export`` report through a result JSON and a progress JSONL (see :mod:`engine.jobs`).
+``train`` trains one run into a run folder; ``check``, ``extract``, ``predict``,
+``export`` and ``eval`` report through a result JSON and a progress JSONL (see :mod:`engine.jobs`).
 ``slr_tui.launch`` starts them; ``python -m engine JOB --help`` lists each one's arguments.
 """
 
@@ -123,7 +123,23 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--run-dir", required=True, help="the trained run (its config.json, best.pt)")
     pr.add_argument("--out", required=True, help="the prediction JSON to write")
     pr.add_argument("--progress", help=progress)
-    pr.add_argument("files", nargs="+", help="recordings (CSV, one row per frame)")
+    pr.add_argument("--top", type=int, help="the most likely classes to list (5)")
+    pr.add_argument(
+        "files", nargs="+", help="files of the kind the run reads (CSV, npy, npz, video)"
+    )
+
+    ev = sub.add_parser("eval", help="score a trained run on its own or other data")
+    ev.add_argument("--run-dir", required=True, help="the trained run (its config.json, best.pt)")
+    ev.add_argument("--config", required=True, help="config whose data section is scored")
+    ev.add_argument("--name", required=True, help="results go to RUN_DIR/eval-NAME/")
+    ev.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    ev.add_argument("--splits", help="comma-separated: train,val,test (default: val,test)")
+    ev.add_argument("--skip-unknown", action="store_true", help="drop unknown-label samples")
+    ev.add_argument("--overwrite", action="store_true", help="replace an existing eval-NAME/")
+    ev.add_argument("--aggregate", choices=("mean", "max", "vote"), help="group aggregate")
+    ev.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    ev.add_argument("--out", required=True, help="the result JSON to write")
+    ev.add_argument("--progress", help=progress)
 
     xp = sub.add_parser("export", help="a trained run as ONNX, checked against PyTorch")
     xp.add_argument("--run-dir", required=True, help="the trained run (its config.json, best.pt)")

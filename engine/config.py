@@ -311,6 +311,12 @@ class TrainingConfig(Section):
     threshold_rule: Literal["best_f1", "best_accuracy", "default"] = Field(
         "best_f1", description="Binary: how the threshold is calibrated on val."
     )
+    group_aggregate: Literal["mean", "max", "vote"] = Field(
+        "mean",
+        description="Grouped metrics (the windows of a recording, a features group): how "
+        "the samples of a group are combined: mean of their probabilities, max (then "
+        "renormalised) or a majority vote of their predictions (ties: higher mean).",
+    )
 
     @model_validator(mode="after")
     def _threshold_range(self) -> TrainingConfig:

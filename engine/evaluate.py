@@ -28,6 +28,7 @@ import csv
 import io
 import json
 import math
+import re
 import warnings
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -61,6 +62,10 @@ THRESHOLDS_FILE = "thresholds.csv"
 PER_CLASS_COLUMNS = ["class_index", "class", "support", "accuracy", "precision", "recall", "f1"]
 CONFUSION_COLUMNS = ["true_index", "true", "pred_index", "pred", "count"]
 SWEEP_COLUMNS = ["threshold", "precision", "recall", "f1", "accuracy", "coverage", "accepted"]
+
+#: ``slr eval``'s result folders: ``RUN/eval-<name>/``, the name as :data:`EVAL_NAME` allows
+EVAL_PREFIX = "eval-"
+EVAL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 TOP_KS = (5, 10)
 _PROB_EPS = 1e-15
@@ -365,6 +370,80 @@ def best_threshold(rows: list[dict[str, Any]], metric: str = "f1") -> dict[str, 
     return dict(best) if best is not None else None
 
 
+# --------------------------------------------------------------------------- groups
+
+
+GROUP_AGGREGATES = ("mean", "max", "vote")
+
+
+def aggregate_groups(
+    y_true: np.ndarray, probs: np.ndarray, groups: Sequence[str], how: str = "mean"
+) -> tuple[list[str], np.ndarray, np.ndarray, int]:
+    """One row per group, groups in order of first appearance: ``(names, y (G,), probs
+    (G, C), mixed)``.
+
+    - ``mean``: the mean of the samples' probabilities;
+    - ``max``: the largest probability of each class over the samples, rows renormalised
+      to sum to 1;
+    - ``vote``: the majority of the samples' predicted classes, a tie going to the class
+      with the higher mean probability; the row is ``(votes + mean) / (n + 1)``, whose
+      argmax is that winner (a class with more votes always outscores one with fewer, as
+      a mean probability is below 1 unless every sample votes for that class).
+
+    A group's label is the most frequent label of its samples (a tie: the higher class
+    index, so a binary step with as many error as correct sub-steps counts as an error);
+    ``mixed`` counts the groups whose samples do not all share one label."""
+    if how not in GROUP_AGGREGATES:
+        raise ValueError(f"group aggregate '{how}' is not one of {', '.join(GROUP_AGGREGATES)}")
+    y, p, c = _as_inputs(y_true, probs)
+    if len(groups) != len(y):
+        raise ValueError(f"{len(groups)} groups but {len(y)} labels")
+    order: dict[str, list[int]] = {}
+    for i, g in enumerate(groups):
+        order.setdefault(str(g), []).append(i)
+    names = list(order)
+    y_g = np.zeros(len(names), dtype=np.int64)
+    p_g = np.zeros((len(names), c), dtype=np.float64)
+    mixed = 0
+    for k, g in enumerate(names):
+        idx = np.asarray(order[g])
+        counts = np.bincount(y[idx], minlength=c)
+        y_g[k] = int(np.flatnonzero(counts == counts.max())[-1])
+        mixed += int(np.count_nonzero(counts) > 1)
+        rows = p[idx].astype(np.float64)
+        mean = rows.mean(axis=0)
+        if how == "mean":
+            p_g[k] = mean
+        elif how == "max":
+            top = rows.max(axis=0)
+            p_g[k] = top / top.sum() if top.sum() > 0 else np.full(c, 1.0 / c)
+        else:
+            votes = np.bincount(rows.argmax(axis=1), minlength=c).astype(np.float64)
+            p_g[k] = (votes + mean) / (len(idx) + mean.sum())
+    return names, y_g, p_g, mixed
+
+
+def grouped_summary(
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    groups: Sequence[str],
+    class_names: list[str],
+    how: str = "mean",
+) -> dict[str, Any] | None:
+    """``{"aggregate", "num_groups", "mixed_label_groups", "summary"}`` of one split's
+    groups (:func:`aggregate_groups`, then :func:`summarize`); None when no group holds
+    more than one sample (the figures would be the per-sample ones)."""
+    names, y_g, p_g, mixed = aggregate_groups(y_true, probs, groups, how)
+    if len(names) == len(groups):
+        return None
+    return {
+        "aggregate": how,
+        "num_groups": len(names),
+        "mixed_label_groups": mixed,
+        "summary": summarize(y_g, p_g, class_names),
+    }
+
+
 # --------------------------------------------------------------------------- files
 
 
@@ -383,15 +462,24 @@ def write_eval(
     class_names: list[str],
     thresholds: Sequence[float],
     meta: dict[str, Any] | None = None,
+    group_aggregate: str = "mean",
 ) -> dict[str, Any]:
     """Write ``report.json``, ``predictions.npz``, ``per_class.csv``, ``confusion.csv`` and
     ``thresholds.csv`` under ``eval_dir`` (each atomically; ``report.json`` last, so its
     presence means the set is complete) and return the report.
 
     ``splits`` maps a split name (``"val"``, ``"test"``) to ``{"ids": [...], "y_true": (N,)
-    ints, "probs": (N, C) floats}``. Probabilities are stored as float32 and every figure is
-    computed from the stored values, so ``load_predictions`` + ``threshold_sweep`` reproduce
-    ``thresholds.csv`` exactly.
+    ints, "probs": (N, C) floats}`` and optionally ``"groups": [...]`` (N group names: the
+    recording of a window, the ``group`` of a features sample). Probabilities are stored as
+    float32 and every figure is computed from the stored values, so ``load_predictions`` +
+    ``threshold_sweep`` reproduce ``thresholds.csv`` exactly.
+
+    Grouped metrics: for a split with ``groups``, ``predictions.npz`` also holds
+    ``{split}_groups`` and, when some group holds more than one sample, the report gets
+    ``report["grouped"][split] = {"aggregate": group_aggregate, "num_groups": G,
+    "mixed_label_groups": M, "summary": summarize(...)}``: the same summary computed on
+    one row per group (:func:`aggregate_groups`: the samples' probabilities aggregated by
+    ``mean``, ``max`` or ``vote``; a group's label is its most frequent sample label).
     """
     eval_dir = Path(eval_dir)
     names = [str(n) for n in class_names]
@@ -411,6 +499,7 @@ def write_eval(
     confusion_rows: list[dict[str, Any]] = []
     sweep_rows: list[dict[str, Any]] = []
     best: dict[str, Any] = {}
+    grouped: dict[str, Any] = {}
 
     for split, data in splits.items():
         ids = [str(i) for i in data.get("ids", [])]
@@ -429,8 +518,18 @@ def write_eval(
         sweep = threshold_sweep(y, p, thresholds)
         sweep_rows += [{"split": split, **r} for r in sweep]
         best[split] = best_threshold(sweep)
+        if data.get("groups") is not None:
+            groups = [str(g) for g in data["groups"]]
+            if len(groups) != len(y):
+                raise ValueError(f"split '{split}': {len(groups)} groups but {len(y)} labels")
+            arrays[f"{split}_groups"] = np.asarray(groups, dtype=np.str_)
+            entry = grouped_summary(y, p, groups, names, group_aggregate)
+            if entry is not None:
+                grouped[split] = entry
 
     report["best_threshold"] = best
+    if grouped:
+        report["grouped"] = grouped
     report = to_jsonable(report)
 
     npz = io.BytesIO()
@@ -483,6 +582,14 @@ def load_predictions(
         probs = z[f"{split}_probs"]
         names = [str(n) for n in z["class_names"].tolist()]
     return ids, y, probs, names
+
+
+def load_groups(eval_dir: Path, split: str = "val") -> list[str] | None:
+    """The group of each sample of ``split`` (``{split}_groups`` of predictions.npz), in
+    the order of :func:`load_predictions`; None when the run's data has no groups."""
+    with _open_npz(Path(eval_dir) / PREDICTIONS_FILE) as z:
+        key = f"{split}_groups"
+        return [str(g) for g in z[key].tolist()] if key in z.files else None
 
 
 def _cell(text: str | None, kind: type) -> Any:
@@ -565,5 +672,28 @@ def calibrate(
         out[name] = {
             "default": to_jsonable(pick_threshold(ys, ps, default)),
             "calibrated": to_jsonable(pick_threshold(ys, ps, chosen)),
+        }
+    return out
+
+
+def fixed_calibration(
+    splits: dict[str, dict[str, Any]], threshold: float, default: float, rule: str
+) -> dict[str, Any] | None:
+    """:func:`calibrate`'s shape for a threshold chosen elsewhere (``slr eval`` scores new
+    data at the threshold its run calibrated on its own val split, never re-chosen on the
+    data it scores). None for multi-class tasks."""
+    first = next(iter(splits.values()), None)
+    if first is None or np.asarray(first["probs"]).shape[1] != 2:
+        return None
+    out: dict[str, Any] = {
+        "rule": rule,
+        "default_threshold": float(default),
+        "threshold": float(threshold),
+    }
+    for name, s in splits.items():
+        ys, ps = np.asarray(s["y_true"]), np.asarray(s["probs"])
+        out[name] = {
+            "default": to_jsonable(pick_threshold(ys, ps, default)),
+            "calibrated": to_jsonable(pick_threshold(ys, ps, threshold)),
         }
     return out

@@ -74,6 +74,64 @@ def evaluate_split(
     return summary, probs, labels, ids
 
 
+def eval_loader(ds, collate_fn, batch_size: int, accelerator, num_workers: int = 0) -> DataLoader:
+    """The loader of an evaluation split as the trainer makes it: in dataset order, sharded
+    across processes (:func:`predict` gathers the shards), never augmented."""
+    from engine.data.base import EpochSampler
+
+    sampler = EpochSampler(
+        len(ds),
+        shuffle=False,
+        rank=accelerator.process_index,
+        world_size=accelerator.num_processes,
+    )
+    return DataLoader(
+        ds,
+        batch_size=batch_size,
+        sampler=sampler,
+        collate_fn=collate_fn,
+        num_workers=num_workers,
+        pin_memory=accelerator.device.type == "cuda",
+        persistent_workers=num_workers > 0,
+        prefetch_factor=4 if num_workers > 0 else None,
+    )
+
+
+def sample_groups(cfg: Any, bundle: Any, ds: Any) -> list[str] | None:
+    """The group of each sample of ``ds`` (in dataset order) for grouped metrics, or None
+    when the source has none or every group holds one sample:
+
+    - ``sequences_csv`` with windows: a window's recording (ids are ``recording@start``);
+    - ``features``: the ``group`` column of labels.csv (a sample without one is its own);
+    - a video source: the video id (several clips of one video form a group).
+    """
+    source = getattr(cfg.data, "source", None)
+    ids = [str(i) for i in ds.ids]
+    groups: list[str] | None = None
+    if source == "sequences_csv":
+        if getattr(cfg.data, "window_size", None) is not None:
+            groups = [i.rsplit("@", 1)[0] for i in ids]
+    elif source == "features":
+        from pathlib import Path
+
+        from engine.data.features import LABELS_FILE, read_labels
+
+        root = bundle.info.get("root")
+        if root:
+            rows = read_labels(Path(root) / LABELS_FILE)
+            if "group" in rows[0]:
+                group_of = {r["id"]: r.get("group") or f"id:{r['id']}" for r in rows}
+                groups = [group_of.get(i, f"id:{i}") for i in ids]
+    else:
+        from engine.config import VideoOptions
+
+        if isinstance(cfg.data, VideoOptions):
+            groups = ids  # WLASL lists a video id once: groups only where one has several
+    if groups is None or len(set(groups)) == len(groups):
+        return None
+    return groups
+
+
 def score_sums(probs: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
     """The training sums of an epoch (``loss_sum``: summed NLL, ``correct``, ``seen``)
     from probabilities, for a model scored rather than trained by steps."""

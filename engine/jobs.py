@@ -1,4 +1,5 @@
-"""The engine's jobs besides training: ``check``, ``extract``, ``predict`` and ``export``.
+"""The engine's jobs besides training: ``check``, ``extract``, ``predict``, ``export`` and
+``eval``.
 
 ``python -m engine JOB ...`` runs one (see ``engine/__main__.py``; ``slr_tui/launch.py``
 starts them). A job reports only through files, never by printing for people, so the CLI
@@ -7,16 +8,18 @@ and the TUI render the same facts without importing torch:
 - its result, one JSON object: ``check`` the report of :func:`engine.data.check_data`
   (``--out``), ``extract`` the summary of :func:`engine.extract.extract` (``--summary``),
   ``predict`` ``{"predictions": [...]}`` (``--out``), ``export`` the result of
-  :func:`engine.export.export_onnx` (``--out``);
+  :func:`engine.export.export_onnx` (``--out``), ``eval`` the result of
+  :func:`engine.predict.evaluate_run` (``--out``: eval_dir, name, report, skipped_unknown);
 - progress rows appended to ``--progress`` (JSONL, read with
   :class:`engine.runs.JsonlTail`); each has a ``kind``::
 
       {"kind": "probe", "done": 3, "total": 40}     videos probed (check, extract)
       {"kind": "plan", "selected": 40, "todo": 37, ...}          what extract will do
       {"kind": "video", "done": 2, "total": 37, "frames": 96, "fps": 11.5}   extract
-      {"kind": "file", "done": 1, "total": 2}        recordings classified (predict)
+      {"kind": "file", "done": 1, "total": 2}        files classified (predict)
+      {"kind": "batch", "done": 5, "total": 12}      batches scored (eval, all splits)
       {"kind": "summary", ...}                       extract's summary, as in --summary
-      {"kind": "stage", "stage": "exporting (torchscript)"}        what export does now
+      {"kind": "stage", "stage": "exporting (torchscript)"}   what export (eval) does now
       {"kind": "check", "done": 2, "total": 4}       batches compared (export)
       {"kind": "end", "code": 0, "error": null}      always the last row
 
@@ -178,15 +181,41 @@ def extract(args: argparse.Namespace, rep: Reporter) -> Done:
 
 
 def predict(args: argparse.Namespace, rep: Reporter) -> Done:
-    """Classify recordings with the trained run ``--run-dir`` (``slr predict``); the run's
-    own config.json says how."""
-    from engine.predict import predict_recording
+    """Classify files with the trained run ``--run-dir`` (``slr predict``): CSV recordings,
+    features arrays, landmark .npz files or videos, whichever its source reads; the run's
+    own config.json and data.json say how (:func:`engine.predict.predict_files`)."""
+    from engine.predict import predict_files
 
-    results = []
-    for i, f in enumerate(args.files, 1):
-        results.append(predict_recording(args.run_dir, f))
-        rep.row("file", done=i, total=len(args.files))
+    results = predict_files(
+        args.run_dir,
+        args.files,
+        top=_or_default(getattr(args, "top", None), 5),
+        on_file=lambda done, total: rep.row("file", done=done, total=total),
+    )
     return Done({"predictions": results})
+
+
+def evaluate(args: argparse.Namespace, rep: Reporter) -> Done:
+    """Score the trained run ``--run-dir`` (its best.pt, or last.pt with ``--checkpoint
+    last``) on the data section of ``--config`` and write ``RUN/eval-<name>/`` (``slr
+    eval``, :func:`engine.predict.evaluate_run`)."""
+    from engine.predict import evaluate_run
+
+    splits = [s for s in (args.splits or "").split(",") if s] or None
+    result = evaluate_run(
+        args.run_dir,
+        _config(args.config),
+        name=args.name,
+        checkpoint=args.checkpoint,
+        splits=splits,
+        skip_unknown=args.skip_unknown,
+        overwrite=args.overwrite,
+        aggregate=args.aggregate,
+        device=args.device,
+        on_stage=lambda stage: rep.row("stage", stage=stage),
+        on_batch=rep.throttled("batch"),
+    )
+    return Done(result)
 
 
 def export(args: argparse.Namespace, rep: Reporter) -> Done:
@@ -227,6 +256,7 @@ JOBS: dict[str, Callable[[argparse.Namespace, Reporter], Done]] = {
     "extract": extract,
     "predict": predict,
     "export": export,
+    "eval": evaluate,
 }
 
 

@@ -251,7 +251,12 @@ class Recorder:
             t.threshold_start, t.threshold_stop, t.threshold_step
         )
         return evaluate.write_eval(
-            self.run_dir / runs.EVAL_DIR, splits, class_names, thresholds, meta=meta
+            self.run_dir / runs.EVAL_DIR,
+            splits,
+            class_names,
+            thresholds,
+            meta=meta,
+            group_aggregate=t.group_aggregate,
         )
 
     def write_translation_eval(

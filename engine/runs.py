@@ -499,11 +499,12 @@ def clean_report(raw: Any) -> dict[str, Any] | None:
     not an object, a best threshold or calibration of the wrong shape, or a count that is
     not an integer is left out; figures that are not numbers become null. A translation
     run's report (``task: "translation"``) keeps its beam-search figures (``beam`` ->
-    split), cleaned the same way."""
+    split), cleaned the same way; grouped metrics (``grouped`` -> split -> aggregate,
+    num_groups, summary) are kept where they have that shape."""
     if not isinstance(raw, dict):
         return None
     rep = dict(raw)
-    for split in ("val", "test"):
+    for split in ("train", "val", "test"):  # train: `slr eval --split train|all`
         if split in rep:
             if isinstance(rep[split], dict):
                 rep[split] = _figures(rep[split])
@@ -555,7 +556,35 @@ def clean_report(raw: Any) -> dict[str, Any] | None:
             rep["calibration"] = cal
         else:
             del rep["calibration"]
+    grouped = rep.get("grouped")
+    if grouped is not None:
+        rep["grouped"] = _clean_grouped(grouped)
+        if not rep["grouped"]:
+            del rep["grouped"]
     return rep
+
+
+def _clean_grouped(raw: Any) -> dict[str, Any]:
+    """report.json's ``grouped`` (split -> ``{"aggregate", "num_groups", "summary"}``, see
+    ``engine.evaluate.write_eval``): the splits whose entry has that shape, figures cleaned."""
+    out: dict[str, Any] = {}
+    if not isinstance(raw, dict):
+        return out
+    for split, entry in raw.items():
+        if not (
+            isinstance(entry, dict)
+            and type(entry.get("num_groups")) is int
+            and isinstance(entry.get("summary"), dict)
+        ):
+            continue
+        clean = dict(entry)
+        if type(clean.get("aggregate")) is not str:
+            clean["aggregate"] = None
+        if "mixed_label_groups" in clean and type(clean["mixed_label_groups"]) is not int:
+            del clean["mixed_label_groups"]
+        clean["summary"] = _figures(entry["summary"])
+        out[str(split)] = clean
+    return out
 
 
 _TRANSLATION_COLUMNS = ("split", "id", "reference", "hypothesis", "hypothesis_beam")
@@ -902,6 +931,8 @@ class RunInfo:
         """``lost`` when run.json says running but the process is gone (on this host)."""
         st = self.raw_status
         if st in ACTIVE and self.meta.get("host") in (None, hostname()):
+            if self.meta.get("slurm_job_id") and self.meta.get("pid") is None:
+                return st  # a scheduler job not started yet (queued): its engine has no pid
             if not pid_alive(self.meta.get("pid")):
                 return "lost"
         return st

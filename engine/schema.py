@@ -21,10 +21,16 @@ from dataclasses import dataclass
 from typing import Any
 
 # statuses an engine or launcher records, and the one viewers add for a damaged run.json
-RECORDED_STATUSES = ("starting", "running", "finished", "failed", "stopped", "lost")
+RECORDED_STATUSES = ("starting", "running", "finished", "failed", "stopped", "pruned", "lost")
 STATUSES = (*RECORDED_STATUSES, "unreadable")
 ACTIVE = ("running", "starting")
-RESUMABLE = ("stopped", "failed", "lost")
+RESUMABLE = ("stopped", "pruned", "failed", "lost")
+
+#: RUN/stop_request.json: why a stop was asked for, written by the launcher just before it
+#: signals the engine (``{"reason": "pruned"}`` from a search's pruner); the engine then ends
+#: with that status instead of ``stopped``. Absent for a plain `slr stop`.
+STOP_REQUEST = "stop_request.json"
+STOP_REASONS = ("pruned",)
 
 
 LOWER_IS_BETTER = ("loss", "wer")  # metric name endings where smaller is better
@@ -72,7 +78,7 @@ class RunMeta:
     session_started_at: float | None = _field("when the open session started; null when none is")
     error: str | None = _field("one line saying why the run failed; null otherwise")
     stop_reason: str | None = _field(
-        "why training ended: max_epochs, early_stopping or target_metric"
+        "why training ended: max_epochs, early_stopping, target_metric or pruned"
     )
     lost_reason: str | None = _field(
         "why the run was marked lost (its pid was gone or another program's)"
@@ -108,6 +114,17 @@ class RunMeta:
     sweep_params: dict[str, Any] | None = _field(
         "the config keys this sweep member set, and their values"
     )
+    study: str | None = _field("the Optuna study this run is a trial of (`slr sweep --search`)")
+    trial: int | None = _field("the run's trial number in its study")
+    study_storage: str | None = _field(
+        "where the study lives: its journal file, or its RDB URL without the password"
+    )
+    launcher: str | None = _field(
+        "how the engine was started: local (a process here), slurm (a submitit job), or "
+        "local-submitit (submitit's local executor: a test aid)",
+        choices=("local", "slurm", "local-submitit"),
+    )
+    slurm_job_id: str | None = _field("the SLURM job running the engine (what `slr stop` cancels)")
 
 
 # --------------------------------------------------------------------------- a split's figures

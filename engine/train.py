@@ -35,6 +35,7 @@ from engine.inference import (
     evaluate_split,
     param_spread,
     predict,
+    sample_groups,
     score_sums,
     sum_over_processes,
     to_device,
@@ -71,6 +72,18 @@ class StopFlag:
         # the launcher starts the engine with both blocked (a stop before the handler is in
         # waits instead of killing it): deliver any that is pending
         signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGTERM, signal.SIGINT))
+
+
+def stopped_status(run_dir: str | Path) -> str:
+    """The status a stopped run ends with: ``pruned`` when the launcher asked for the stop
+    on a search's pruner (RUN/stop_request.json, :data:`engine.schema.STOP_REQUEST`), else
+    ``stopped``. last.pt is written either way."""
+    from engine import runs
+    from engine.schema import STOP_REASONS, STOP_REQUEST
+
+    request = runs.read_json(Path(run_dir) / STOP_REQUEST) or {}
+    reason = request.get("reason")
+    return reason if reason in STOP_REASONS else "stopped"
 
 
 def resolve_precision(cfg: RunConfig, use_cuda: bool) -> str:
@@ -173,6 +186,8 @@ class Trainer:
         if self.init_checkpoint:
             checkpoint.load_init_weights(model, self.init_checkpoint)
         self._make_loaders()
+        if model.fits_input_stats and not self.resume:
+            self._fit_input_stats(model)
         # a classical model (MiniRocket + ridge) is fitted once, in closed form: no optimiser
         self.classical = model.is_classical
         self._prepare(model)
@@ -364,6 +379,16 @@ class Trainer:
             lr=self.lr(),
             samples_per_s=samples_per_s,
         )
+
+    @torch.no_grad()
+    def _fit_input_stats(self, model) -> None:
+        """A model that normalises by statistics of the training inputs fits them here,
+        once, on the training split in order and without augmentation."""
+        ds = copy.copy(self.bundle.train)
+        ds.augment = False
+        stats = torch.cat([model.input_stats(b) for b in self._eval_loader(ds)])
+        model.fit_input_stats(stats)
+        log.info("fitted input statistics on %d training samples", len(stats))
 
     def _fit_classical(self) -> bool:
         """The one 'epoch' of a classical model: fit on the whole training split (one
@@ -581,6 +606,9 @@ class Trainer:
         for name, loader in loaders:
             summary, probs, labels, ids = self.evaluate_split(loader)
             splits[name] = {"ids": ids, "y_true": labels, "probs": probs}
+            groups = sample_groups(self.cfg, self.bundle, loader.dataset)
+            if groups is not None:  # grouped metrics (training.group_aggregate)
+                splits[name]["groups"] = groups
             self.rec.eval_row(name, summary, epoch=self.monitor.best_epoch, step=self.global_step)
         return self.rec.write_eval(splits, self.bundle.class_names, t, self.monitor.best_epoch)
 
@@ -678,7 +706,8 @@ def run_training(
         if stop.requested:
             return _stopped_before_training(rec, stop)
         if trainer.fit() == "stopped":
-            rec.end("stopped")
+            status = stopped_status(run_dir)  # `pruned` when a search's pruner asked
+            rec.end(status, **({"stop_reason": status} if status != "stopped" else {}))
             return EXIT_STOPPED
         rec.finished(trainer.final_eval())
         log.info("finished: %s", run_dir)
@@ -698,7 +727,8 @@ def run_training(
 
 def _stopped_before_training(rec: Recorder, stop: StopFlag) -> int:
     log.info("stop requested (%s) before training started", stop.signal_name)
-    rec.end("stopped")
+    status = stopped_status(rec.run_dir)
+    rec.end(status, **({"stop_reason": status} if status != "stopped" else {}))
     return EXIT_STOPPED
 
 

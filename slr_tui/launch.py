@@ -2,7 +2,8 @@
 
 This is the only module that starts an engine process: a training run
 (:func:`start_run`, :func:`resume_run`) or a job (:func:`start_check`,
-:func:`start_extract`, :func:`start_predict`, :func:`start_export`). A job reports only
+:func:`start_extract`, :func:`start_predict`, :func:`start_export`, :func:`start_eval`).
+A job reports only
 through the files of its job folder (see :mod:`engine.jobs`): :func:`follow` tails its
 progress rows, and :meth:`Job.outcome` reads its result or its one-line error.
 """
@@ -24,9 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 from engine import catalog, runs, threads
 from engine.errors import ConfigError
+from engine.schema import STOP_REASONS, STOP_REQUEST
 
 if TYPE_CHECKING:  # the config models cost ~60 ms to build; `slr --help` needs none
     from engine.config import RunConfig
+    from slr_tui.slurm import SlurmOptions
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -118,7 +121,7 @@ def check_resumable(info: runs.RunInfo) -> None:
         raise runs.RunError(f"run {info.id} cannot be resumed: {info.problem}")
     if st not in runs.RESUMABLE:
         raise runs.RunError(
-            f"run {info.id} is {st}: only stopped, failed and lost runs can be resumed"
+            f"run {info.id} is {st}: only stopped, pruned, failed and lost runs can be resumed"
         )
     if not (info.path / "last.pt").is_file():
         raise runs.RunError(
@@ -140,6 +143,100 @@ def engine_command(
         launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
         return launcher + [f"--nproc_per_node={procs}"] + args
     return [sys.executable, *args]
+
+
+def job_command(
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    procs: int = 1,
+    nodes: int = 1,
+    node_rank: int = 0,
+    master_addr: str | None = None,
+    master_port: int = 29500,
+) -> list[str]:
+    """The engine command a scheduler job (SLURM through submitit) runs on each node of its
+    allocation: :func:`engine_command` on one node; across ``nodes`` nodes, torchrun with a
+    c10d rendezvous at ``master_addr`` (the allocation's first node), ``procs`` processes
+    per node, this node's ``node_rank``."""
+    if nodes <= 1:
+        return engine_command(run_dir, resume=resume, procs=procs)
+    if not master_addr:
+        raise ConfigError("a multi-node job needs the address of its first node")
+    single = engine_command(run_dir, resume=resume)
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nnodes={nodes}",
+        f"--nproc_per_node={procs}",
+        f"--node_rank={node_rank}",
+        "--rdzv_backend=c10d",
+        f"--rdzv_endpoint={master_addr}:{master_port}",
+        f"--rdzv_id={run_dir.name}",
+        *single[1:],
+    ]
+
+
+def run_engine_job(run_dir: str, procs: int = 1, nodes: int = 1) -> int:
+    """A scheduler job's body (:func:`slr_tui.slurm.submit`, on each node of the
+    allocation): :func:`job_command` for ``run_dir`` run through :func:`run_in_job`, its
+    output in RUN/log.txt (other nodes: log.nodeK.txt). The engine's exit code, returned
+    and written to RUN/slurm/exit.json (read back without unpickling)."""
+    from slr_tui import slurm
+
+    path = Path(run_dir)
+    node_rank, master = 0, None
+    if nodes > 1:
+        env = slurm.require_submitit().JobEnvironment()
+        node_rank, master = env.node, env.hostnames[0]
+    cmd = job_command(path, procs=procs, nodes=nodes, node_rank=node_rank, master_addr=master)
+    log = path / (runs.LOG if node_rank == 0 else f"log.node{node_rank}.txt")
+    code = run_in_job(cmd, log)
+    if node_rank == 0:
+        with contextlib.suppress(OSError):
+            runs.atomic_write_json(path / slurm.SLURM_DIR / slurm.EXIT_FILE, {"code": code})
+    return code
+
+
+def run_in_job(cmd: list[str], log_path: Path) -> int:
+    """Inside a scheduler job (:func:`slr_tui.slurm.run_engine_job`): run the engine
+    command ``cmd`` with its output appended to ``log_path`` and wait for it; its exit
+    code. A stop that reaches the job (SIGTERM or SIGINT: ``scancel --signal=TERM``, the
+    local controller) or SLURM's time-limit warning (SIGUSR2) is passed on to the engine
+    as SIGTERM, so it finishes its step and writes last.pt. As in :func:`spawn`, a single
+    engine starts with the stop signals blocked until it has its handler."""
+    single = cmd[1:3] == ["-m", "engine"]
+    with open(log_path, "ab") as logf:
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS) if single else None
+        try:
+            proc = _popen(cmd, logf)
+        finally:
+            if old_mask is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+    def forward(_signum, _frame):
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+
+    caught = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
+    old = {sig: signal.signal(sig, forward) for sig in caught}
+    try:
+        return proc.wait()
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def write_stop_request(run_dir: Path, reason: str) -> None:
+    """Say why the next stop is asked for (RUN/stop_request.json, read by the engine when
+    it stops: ``pruned`` makes it end ``pruned`` instead of ``stopped``)."""
+    runs.atomic_write_json(run_dir / STOP_REQUEST, {"reason": reason, "at": time.time()})
+
+
+def stop_request_reason(run_dir: Path) -> str | None:
+    reason = (runs.read_json(run_dir / STOP_REQUEST) or {}).get("reason")
+    return reason if reason in STOP_REASONS else None
 
 
 def _popen(cmd: list[str], logf, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -178,6 +275,8 @@ def spawn(
     # the engine records itself. A torn run.json is rebuilt first; the time of earlier
     # sessions is kept in active_s (a resumed run's duration leaves out the idle gap).
     before = runs.read_meta(run_dir)
+    with contextlib.suppress(OSError):  # an earlier session's stop reason is not this one's
+        (run_dir / STOP_REQUEST).unlink(missing_ok=True)
     _update_quietly(
         run_dir,
         {
@@ -242,6 +341,34 @@ def start_run(
     return RunHandle(run_dir, spawn(run_dir, init_checkpoint=init_checkpoint, procs=procs, env=env))
 
 
+def start_slurm_run(
+    cfg: RunConfig,
+    runs_root: str | Path,
+    options: SlurmOptions,
+    *,
+    tags: dict | None = None,
+    procs: int = 1,
+    nodes: int = 1,
+) -> RunHandle:
+    """Start a new training run as a scheduler job (SLURM through submitit, or submitit's
+    local executor, a test aid): the run folder is made here (it must be on a filesystem the
+    compute nodes share), the job runs :func:`job_command` in it and records its job id in
+    run.json (``slurm_job_id``, what `slr stop` cancels). The handle's ``proc`` polls the
+    job like a process. Without submitit: ConfigError (one line)."""
+    from slr_tui import slurm
+
+    slurm.require_submitit()
+    check_data_root(cfg)
+    run_dir = prepare_run(cfg, runs_root, {**(tags or {}), "launcher": options.launcher})
+    try:
+        job = slurm.submit(run_dir, options, run_engine_job, procs=procs, nodes=nodes)
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)  # no job: no run
+        raise
+    _update_quietly(run_dir, {"slurm_job_id": str(job.job_id)})
+    return RunHandle(run_dir, slurm.JobProc(job, run_dir))  # type: ignore[arg-type]
+
+
 def active_local_runs(runs_root: str | Path) -> int:
     """Runs of ``runs_root`` training on this machine now (running or starting, with a
     live process here)."""
@@ -291,10 +418,18 @@ def settle(run_dir: Path, returncode: int | None) -> str | None:
     if returncode is None:
         return None
     info = runs.load_run(run_dir)
+    if info.raw_status == "stopped" and stop_request_reason(run_dir):
+        # stopped before the engine could read why (before torch was imported)
+        reason = stop_request_reason(run_dir)
+        try:
+            runs.update_run_json(run_dir, {"status": reason, "stop_reason": reason})
+        except OSError:
+            return None
+        return reason
     if info.raw_status not in runs.ACTIVE:
         return None
     if returncode in (-signal.SIGTERM, -signal.SIGINT, 128 + signal.SIGTERM, 130):
-        fields: dict = {"status": "stopped", "error": None}
+        fields: dict = {"status": stop_request_reason(run_dir) or "stopped", "error": None}
     elif returncode < 0:
         name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else ""
         fields = {"status": "failed", "error": f"engine killed by {name or -returncode}"}
@@ -312,10 +447,14 @@ def settle(run_dir: Path, returncode: int | None) -> str | None:
     return fields["status"]
 
 
-def stop_run(run: runs.RunInfo, *, force: bool = False) -> str:
+def stop_run(run: runs.RunInfo, *, force: bool = False, reason: str | None = None) -> str:
     """Ask a live run to stop: SIGTERM (the engine finishes its step and writes last.pt);
     ``force`` sends SIGKILL to its process group and to every other process of this run
-    (the torchrun launcher and its workers). Returns what was done.
+    (the torchrun launcher and its workers). Returns what was done. ``reason``
+    (``pruned``: a search's pruner) is written first (:func:`write_stop_request`): the run
+    then ends with it as its status. A run started as a SLURM job (``slurm_job_id`` in
+    run.json) is stopped through its scheduler (:func:`slr_tui.slurm.cancel`: SIGTERM to
+    the job's processes, a queued job cancelled), wherever it runs.
 
     Only a process verified as this run's engine (its command line is ``-m engine train
     ... --run-dir <this folder>``, see :mod:`engine.procs`) is signalled: a stale run.json
@@ -328,6 +467,15 @@ def stop_run(run: runs.RunInfo, *, force: bool = False) -> str:
         return f"run {run.id} is not running: it already finished"
     if raw not in runs.ACTIVE:
         return f"run {run.id} is not running (status: {run.status})"
+    if reason is not None:
+        try:
+            write_stop_request(run.path, reason)
+        except OSError as exc:
+            raise _write_error(exc, run.path, "write the stop request") from None
+    if meta.get("slurm_job_id"):
+        from slr_tui import slurm
+
+        return slurm.cancel(run, force=force)
     if meta.get("host") not in (None, runs.hostname()):
         raise runs.RunError(f"run {run.id} runs on {meta.get('host')}, not on this machine")
     found = procs.engine_pids(meta, run.path)
@@ -554,10 +702,44 @@ def start_extract(
 
 
 def start_predict(
-    run_dir: str | Path, files: list[str | Path], job_dir: str | Path | None = None
+    run_dir: str | Path,
+    files: list[str | Path],
+    job_dir: str | Path | None = None,
+    top: int | None = None,
 ) -> Job:
-    """``python -m engine predict``: classify ``files`` with the trained run ``run_dir``."""
-    return _start_job("predict", ["--run-dir", str(run_dir), *map(str, files)], job_dir)
+    """``python -m engine predict``: classify ``files`` with the trained run ``run_dir``
+    (``top``: the most likely classes to list, default 5)."""
+    args = ["--run-dir", str(run_dir)] + (["--top", str(top)] if top is not None else [])
+    return _start_job("predict", [*args, *map(str, files)], job_dir)
+
+
+def start_eval(
+    run_dir: str | Path,
+    cfg: RunConfig,
+    name: str,
+    job_dir: str | Path | None = None,
+    *,
+    checkpoint: str = "best",
+    splits: list[str] | None = None,
+    skip_unknown: bool = False,
+    overwrite: bool = False,
+    aggregate: str | None = None,
+    device: str | None = None,
+) -> Job:
+    """``python -m engine eval``: score the trained run ``run_dir`` (its ``checkpoint``,
+    best or last) on the data section of ``cfg``, into ``RUN/eval-<name>/``."""
+    args = ["--run-dir", str(run_dir), "--name", name, "--checkpoint", checkpoint]
+    if splits:
+        args += ["--splits", ",".join(splits)]
+    if skip_unknown:
+        args.append("--skip-unknown")
+    if overwrite:
+        args.append("--overwrite")
+    if aggregate:
+        args += ["--aggregate", aggregate]
+    if device:
+        args += ["--device", device]
+    return _start_job("eval", args, job_dir, cfg)
 
 
 def start_export(

@@ -102,6 +102,24 @@ def gpu_count() -> int:
     return len(gpus) if isinstance(gpus, list) else 0
 
 
+def claim_slot(
+    m: Any, active: list, core_groups: list[list[int]], free_gpus: list[int], parallel: int
+) -> dict[str, str]:
+    """The environment of run ``m`` started beside the ``active`` ones: with ``parallel`` >
+    1 its own group of cores (``m.cores``, none an active run holds) and, while any is free,
+    its own GPU (``m.gpu``, taken from ``free_gpus``)."""
+    env = dict(os.environ)
+    if parallel > 1:
+        busy = {c for a in active for c in (a.cores or [])}
+        m.cores = next((g for g in core_groups if not busy & set(g)), core_groups[len(active)])
+        env[threads.ENV_AFFINITY] = ",".join(map(str, m.cores))
+        env[threads.ENV_RUNS] = str(parallel)
+    if free_gpus:
+        m.gpu = free_gpus.pop(0)
+        env["CUDA_VISIBLE_DEVICES"] = str(m.gpu)
+    return env
+
+
 def execute(
     sweep: Sweep,
     parallel: int = 1,
@@ -121,17 +139,7 @@ def execute(
     while pending or active:
         while pending and len(active) < parallel:
             m = pending.pop(0)
-            env = dict(os.environ)
-            if parallel > 1:
-                busy = {c for a in active for c in (a.cores or [])}
-                m.cores = next(
-                    (g for g in core_groups if not busy & set(g)), core_groups[len(active)]
-                )
-                env[threads.ENV_AFFINITY] = ",".join(map(str, m.cores))
-                env[threads.ENV_RUNS] = str(parallel)
-            if free_gpus:
-                m.gpu = free_gpus.pop(0)
-                env["CUDA_VISIBLE_DEVICES"] = str(m.gpu)
+            env = claim_slot(m, active, core_groups, free_gpus, parallel)
             params = dict(s.split("=", 1) for s in m.sets)
             handle = launch.start_run(
                 m.cfg, sweep.runs_root, tags={"sweep": sweep.id, "sweep_params": params}, env=env

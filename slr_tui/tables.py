@@ -1,5 +1,6 @@
-"""Rich tables for runs, results, per-class figures, comparisons, threshold sweeps, sweeps,
-dataset checks, predictions, landmark extractions, ONNX exports and metric checks.
+"""Rich tables for runs, results, grouped metrics, `slr eval` summaries, per-class figures,
+comparisons, threshold sweeps, sweeps, dataset checks, predictions, landmark extractions,
+ONNX exports and metric checks.
 
 Pure functions of what ``engine.runs`` reads and of the JSON the engine's jobs write; the
 CLI prints them (the TUI has its own widgets). No torch here.
@@ -27,6 +28,7 @@ STATUS_STYLE = {
     "finished": "green",
     "failed": "bold red",
     "stopped": "yellow",
+    "pruned": "dark_orange",  # stopped early by a search's pruner (last.pt kept)
     "lost": "magenta",
     "unreadable": "bold magenta",
 }
@@ -697,4 +699,145 @@ def metrics_check_table(run_id: str, rows: list[dict[str, Any]]) -> Table:
             "-" if actual is None else fmt(float(actual)),
             result,
         )
+    return t
+
+
+# --------------------------------------------------------------------------- slr eval, groups
+
+#: the headline figures of `slr eval`'s summary and of the grouped table
+EVAL_SUMMARY_ROWS = [
+    ("accuracy", "accuracy"),
+    ("top5_accuracy", "top-5 accuracy"),
+    ("macro_precision", "macro precision"),
+    ("macro_recall", "macro recall"),
+    ("macro_f1", "macro F1"),
+    ("weighted_precision", "weighted precision"),
+    ("weighted_recall", "weighted recall"),
+    ("weighted_f1", "weighted F1"),
+    ("roc_auc", "ROC-AUC"),
+    ("num_samples", "samples"),
+]
+GROUPED_COLS = [
+    ("accuracy", "acc"),
+    ("top5_accuracy", "top-5"),
+    ("macro_precision", "P"),
+    ("macro_recall", "R"),
+    ("macro_f1", "F1"),
+    ("weighted_f1", "wF1"),
+    ("roc_auc", "AUC"),
+]
+
+
+def weighted_pr(per_class: list[dict[str, Any]]) -> tuple[float | None, float | None]:
+    """Support-weighted precision and recall from per_class.csv rows (as scikit-learn's
+    ``average="weighted"``); None without samples."""
+    total = sum(int(r.get("support") or 0) for r in per_class)
+    if not total:
+        return None, None
+    p = sum((r.get("precision") or 0.0) * int(r.get("support") or 0) for r in per_class)
+    r_ = sum((r.get("recall") or 0.0) * int(r.get("support") or 0) for r in per_class)
+    return p / total, r_ / total
+
+
+def report_splits(report: dict[str, Any]) -> list[str]:
+    """The splits a report holds figures for, in train, val, test order."""
+    return [s for s in ("train", "val", "test") if isinstance(report.get(s), dict)]
+
+
+def eval_summary_table(
+    report: dict[str, Any], per_class: dict[str, list[dict[str, Any]]], title: str
+) -> Table:
+    """`slr eval`: accuracy, top-5, macro and weighted precision/recall/F1 per split
+    (weighted precision and recall from ``per_class``: split -> per_class.csv rows)."""
+    splits = report_splits(report)
+    t = Table(title=title, header_style="bold")
+    t.add_column("metric")
+    for s in splits:
+        t.add_column(s, justify="right")
+    n_classes = report.get("num_classes") if type(report.get("num_classes")) is int else 0
+    figures = {}
+    for s in splits:
+        wp, wr = weighted_pr(per_class.get(s, []))
+        figures[s] = {**report[s], "weighted_precision": wp, "weighted_recall": wr}
+    for key, label in EVAL_SUMMARY_ROWS:
+        if key == "top5_accuracy" and n_classes and n_classes <= 5:
+            continue  # always 1.0: says nothing
+        values = [figures[s].get(key) for s in splits]
+        if all(v is None for v in values):
+            continue
+        t.add_row(label, *(fmt(v) for v in values))
+    return t
+
+
+def grouped_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per split with grouped metrics, two rows: per sample (report[split]) and per group
+    (report["grouped"][split]["summary"]); each ``{"split", "level", "count", figures...}``."""
+    grouped = report.get("grouped") if isinstance(report.get("grouped"), dict) else {}
+    rows = []
+    for s in ("train", "val", "test"):
+        g = grouped.get(s)
+        if not isinstance(g, dict) or not isinstance(g.get("summary"), dict):
+            continue
+        sample = report.get(s) if isinstance(report.get(s), dict) else {}
+        rows.append(
+            {"split": s, "level": "per sample", "count": sample.get("num_samples"), **sample}
+        )
+        level = f"per group ({g.get('aggregate') or '?'})"
+        rows.append({"split": s, "level": level, "count": g.get("num_groups"), **g["summary"]})
+    return rows
+
+
+def grouped_table(report: dict[str, Any], title: str = "grouped metrics") -> Table | None:
+    """The notes' "sub-step level" and "step level" figures side by side: per split, the
+    per-sample row and the per-group row (``training.group_aggregate``). None without
+    grouped metrics."""
+    rows = grouped_rows(report)
+    if not rows:
+        return None
+    n_classes = report.get("num_classes") if type(report.get("num_classes")) is int else 0
+    cols = [
+        (k, label)
+        for k, label in GROUPED_COLS
+        if not (k == "top5_accuracy" and n_classes and n_classes <= 5)
+        and any(r.get(k) is not None for r in rows)
+    ]
+    t = Table(
+        title=title,
+        header_style="bold",
+        caption="P, R, F1: macro; wF1: weighted F1; n: samples or groups",
+    )
+    t.add_column("split", no_wrap=True)
+    t.add_column("level", no_wrap=True)
+    t.add_column("n", justify="right")
+    for _, label in cols:
+        t.add_column(label, justify="right", no_wrap=True)
+    for r in rows:
+        t.add_row(r["split"], r["level"], fmt(r["count"]), *(fmt(r.get(k), 3) for k, _ in cols))
+    return t
+
+
+def eval_folder_line(name: str, report: dict[str, Any] | None) -> str:
+    """`slr show`: one eval-<name>/ folder and its headline figure."""
+    if not report:
+        return f"  {name:<24} (incomplete: no report.json)"
+    splits = report_splits(report)
+    head = next((s for s in ("test", "val", "train") if s in splits), None)
+    figure = ""
+    if head is not None:
+        figure = f"{head} accuracy {fmt(report[head].get('accuracy'))}"
+    data = report.get("data_root") or report.get("dataset") or "-"
+    ckpt = report.get("checkpoint") or "-"
+    epoch = report.get("checkpoint_epoch")
+    at = f" (epoch {epoch})" if type(epoch) is int else ""
+    return f"  {escape(name):<24} {figure:<24} {ckpt}{at} on {escape(str(data))}"
+
+
+def prediction_top_table(res: dict[str, Any]) -> Table:
+    """`slr predict`: one file's most likely classes and their probabilities."""
+    t = Table(title=f"{escape(res['file'])}: top {len(res['overall']['top'])}", header_style="bold")
+    t.add_column("#", justify="right")
+    t.add_column("label")
+    t.add_column("probability", justify="right")
+    for i, row in enumerate(res["overall"]["top"], 1):
+        t.add_row(str(i), escape(str(row["label"])), f"{row['probability']:.3f}")
     return t

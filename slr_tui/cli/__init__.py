@@ -17,6 +17,8 @@ import typer
 
 from engine import runs
 from slr_tui.cli import browse, data, export, metrics, predict, presets, run, tui
+from slr_tui.cli import evaluate as eval_cli
+from slr_tui.cli import report as report_cli
 from slr_tui.cli.render import console, err_console
 
 __all__ = ["app", "console", "main"]  # console: where every command prints (tests widen it)
@@ -32,12 +34,14 @@ app = typer.Typer(
 TRAIN, RUNS, DATA = "Train", "Read runs", "Data"
 app.add_typer(presets.app, name="presets", rich_help_panel=TRAIN)
 app.command(rich_help_panel=TRAIN)(run.run)
-app.command(rich_help_panel=TRAIN)(run.sweep)
+app.add_typer(run.sweep_app, name="sweep", rich_help_panel=TRAIN)
 app.command(rich_help_panel=TRAIN)(run.stop)
 app.command("runs", rich_help_panel=RUNS)(browse.list_runs)
 app.command(rich_help_panel=RUNS)(browse.show)
 app.command(rich_help_panel=RUNS)(browse.compare)
 app.command(rich_help_panel=RUNS)(browse.thresholds)
+app.command(rich_help_panel=RUNS)(report_cli.report)
+app.command("eval", rich_help_panel=RUNS)(eval_cli.evaluate)
 app.command(rich_help_panel=RUNS)(predict.predict)
 app.command(rich_help_panel=RUNS)(export.export)
 app.command("check-metrics", rich_help_panel=RUNS)(metrics.check_metrics)

@@ -47,8 +47,11 @@ def show(
         str, typer.Option("--split", help="Split for the per-class (or translations) table.")
     ] = "test",
 ) -> None:
-    """A run's summary, epochs, results, per-class table (worst first) and best thresholds;
-    for a translation run BLEU/chrF/WER (greedy and beam) and some of its translations."""
+    """A run's summary, epochs, results and per-class table (worst first).
+
+    Also: grouped metrics (per sample vs per group, where the data has groups), the best
+    thresholds, its `slr eval` folders (eval-NAME/), and for a translation run BLEU/chrF/WER
+    (greedy and beam) with some of its translations."""
     from engine import evaluate  # numpy/sklearn only
 
     if split not in ("val", "test"):
@@ -72,11 +75,15 @@ def show(
     report = r.report()
     if not report:
         console.print("no evaluation yet (eval/ is written when the run finishes)")
+        _show_eval_folders(r)
         return
     console.print(tables.results_table(report))
     if report.get("task") == "translation":
         _show_translations(r, split, all_classes)
         return
+    grouped = tables.grouped_table(report, "grouped metrics (per sample vs per group)")
+    if grouped is not None:
+        console.print(grouped)
     per_class = evaluate.read_per_class(r.path / runs.EVAL_DIR, split)
     if not per_class and split == "test":
         split = "val"
@@ -101,6 +108,29 @@ def show(
         console.print(
             f"picked threshold: {picked['threshold']:.2f} ({picked.get('rule', 'manual')})"
         )
+    _show_eval_folders(r)
+
+
+def _show_eval_folders(r: runs.RunInfo) -> None:
+    """The run's `slr eval` results (eval-NAME/ folders), each with its headline figure."""
+    from engine.evaluate import EVAL_PREFIX, REPORT_FILE
+
+    try:
+        folders = sorted(
+            p for p in r.path.iterdir() if p.is_dir() and p.name.startswith(EVAL_PREFIX)
+        )
+    except OSError:
+        return
+    if not folders:
+        return
+    console.print(f"other evaluations ({len(folders)}, `slr eval`):")
+    for p in folders:
+        report = runs.clean_report(runs.read_json(p / REPORT_FILE))
+        console.print(
+            tables.eval_folder_line(p.name[len(EVAL_PREFIX) :], report),
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 SHOWN_TRANSLATIONS = 10
@@ -120,14 +150,52 @@ def _show_translations(r: runs.RunInfo, split: str, everything: bool) -> None:
         console.print(tables.translations_table(shown, len(rows), split))
 
 
+def _study_top(name: str, runs_dir, top: int) -> list[runs.RunInfo] | None:
+    """The best ``top`` runs tagged with study (or sweep) ``name``, by their best monitored
+    figure; None when no run is."""
+    members = [
+        r
+        for r in runs.list_runs(runs_root(runs_dir))
+        if name in (r.meta.get("study"), r.meta.get("sweep"))
+    ]
+    if not members:
+        return None
+    scored = [r for r in members if isinstance(r.best_metric, (int, float))]
+
+    def key(r: runs.RunInfo) -> float:
+        v = float(r.best_metric)  # type: ignore[arg-type]
+        return v if r.meta.get("monitor_mode") == "min" else -v
+
+    return sorted(scored, key=key)[:top]
+
+
 def compare(
-    refs: Annotated[list[str], typer.Argument(metavar="RUN...", help="Two or more runs.")],
+    refs: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="RUN... | STUDY",
+            help="Two or more runs, or a study (or sweep) name: its top --top trials.",
+        ),
+    ],
     runs_dir: RunsDirOpt = None,
+    top: Annotated[
+        int, typer.Option("--top", min=2, help="With a study: how many of its best trials.")
+    ] = 5,
 ) -> None:
-    """Runs side by side: summary metrics (best marked) and only the config keys that differ."""
-    if len(refs) < 2:
-        raise fail("give two or more runs to compare")
-    items = [run_ref(x, runs_dir) for x in refs]
+    """Runs side by side: summary metrics (best marked) and only the config keys that differ.
+
+    Given one name that is a study (`slr sweep --search optuna --study NAME`) or a sweep
+    id, compares its --top best trials (by their best monitored figure)."""
+    study_runs = _study_top(refs[0], runs_dir, top) if len(refs) == 1 else None
+    if study_runs is not None:
+        if len(study_runs) < 2:
+            raise fail(f"study {refs[0]} has fewer than 2 runs with a figure to compare")
+        items = study_runs
+        console.print(f"study {refs[0]}: top {len(items)} trials", highlight=False)
+    elif len(refs) < 2:
+        raise fail("give two or more runs to compare, or a study name")
+    else:
+        items = [run_ref(x, runs_dir) for x in refs]
     console.print(tables.compare_table(items))
     diff = tables.config_diff(items)
     if diff:

@@ -1,15 +1,19 @@
-"""Training: ``slr run``, ``slr sweep`` and ``slr stop``. Runs start through
-:func:`slr_tui.launch.start_run`; the foreground ones are followed through their run
-folder."""
+"""Training: ``slr run``, ``slr sweep`` (a grid, or an Optuna study: ``--search optuna``;
+``slr sweep show STUDY``) and ``slr stop``. Runs start through
+:func:`slr_tui.launch.start_run` (or, ``--launcher slurm``, as SLURM jobs through
+:func:`slr_tui.launch.start_slurm_run`); the foreground ones are followed through their run
+folder. optuna and submitit are imported only by the commands that use them."""
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from engine import runs
@@ -19,6 +23,7 @@ from slr_tui.cli.options import (
     ConfigOpt,
     DataRootOpt,
     DeviceOpt,
+    JsonOpt,
     PresetOpt,
     RunArg,
     RunsDirOpt,
@@ -32,6 +37,72 @@ from slr_tui.cli.options import (
 from slr_tui.cli.render import console, err_console, fail
 
 STOPPING = "[yellow]stopping: finishing the current step, writing last.pt...[/]"
+
+# --launcher and the SLURM options `slr run` and `slr sweep` share
+LauncherOpt = Annotated[
+    str,
+    typer.Option(
+        "--launcher",
+        help="local (an engine process here) or slurm (a SLURM job through submitit; the "
+        "runs dir must be on a filesystem the compute nodes share). local-submitit, not "
+        "listed, runs the job through submitit's local executor: a test aid.",
+    ),
+]
+PartitionOpt = Annotated[
+    str | None, typer.Option("--slurm-partition", help="SLURM partition of the jobs.")
+]
+AccountOpt = Annotated[str | None, typer.Option("--slurm-account", help="SLURM account to charge.")]
+SlurmTimeOpt = Annotated[
+    str,
+    typer.Option(
+        "--slurm-time",
+        help="Time limit of each job (HH:MM:SS or D-HH:MM:SS). SLURM's warning before it "
+        "stops the run cleanly (last.pt kept, resumable).",
+    ),
+]
+SlurmExtraOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--slurm-extra",
+        help="Another sbatch option as key=value (qos=high, constraint=a100, mem=64G); repeatable.",
+    ),
+]
+SlurmCpusOpt = Annotated[
+    int | None, typer.Option("--slurm-cpus", min=1, help="CPUs per task (sbatch --cpus-per-task).")
+]
+LAUNCHER_CHOICES = ("local", "slurm", "local-submitit")
+
+
+def _slurm_options(
+    launcher: str,
+    partition: str | None,
+    account: str | None,
+    time_limit: str,
+    gpus: int,
+    cpus: int | None,
+    extra: list[str] | None,
+):
+    """The SlurmOptions of ``--launcher slurm`` (None for local); one error line when bad."""
+    if launcher not in LAUNCHER_CHOICES:
+        raise fail(f"--launcher must be local or slurm, not '{launcher}'")
+    if launcher == "local":
+        if partition or account or extra:
+            raise fail("--slurm-* options need --launcher slurm")
+        return None
+    from slr_tui import slurm
+
+    try:
+        return slurm.make_options(
+            launcher,
+            partition=partition,
+            account=account,
+            time=time_limit,
+            gpus=gpus,
+            cpus=cpus,
+            extra=extra,
+        )
+    except ConfigError as exc:
+        raise fail(escape(str(exc))) from None
 
 
 def _progress_loop(run_dir: Path, proc, quiet: bool) -> int:
@@ -121,9 +192,9 @@ def _print_outcome(run: runs.RunInfo, code: int) -> None:
                 )
             )
         console.print(f"[green]finished[/] {run.id}  ->  {run.path}")
-    elif status == "stopped":
+    elif status in ("stopped", "pruned"):
         err_console.print(
-            f"[yellow]stopped[/] {run.id} at epoch {run.epoch}: last.pt kept. "
+            f"[yellow]{status}[/] {run.id} at epoch {run.epoch}: last.pt kept. "
             f"Resume with: slr run --resume {run.id}"
         )
     else:
@@ -140,7 +211,7 @@ def _resume(ref: str, runs_dir: Path | None, init_checkpoint: Path | None, gpus:
     try:
         launch.check_resumable(info)
     except runs.RunError as exc:
-        raise fail(str(exc)) from None
+        raise fail(escape(str(exc))) from None
     return launch.resume_run(
         info.path, init_checkpoint=str(init_checkpoint) if init_checkpoint else None, procs=gpus
     )
@@ -179,9 +250,34 @@ def run(
         bool, typer.Option("--detach", help="Start in the background, print the run id, exit.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    launcher: LauncherOpt = "local",
+    nodes: Annotated[
+        int,
+        typer.Option(
+            "--nodes",
+            min=1,
+            help="--launcher slurm: nodes of the job (torchrun across them, --gpus on each).",
+        ),
+    ] = 1,
+    slurm_partition: PartitionOpt = None,
+    slurm_account: AccountOpt = None,
+    slurm_time: SlurmTimeOpt = "12:00:00",
+    slurm_cpus: SlurmCpusOpt = None,
+    slurm_extra: SlurmExtraOpt = None,
 ) -> None:
-    """Train one run: preset < --config < --set. Exits non-zero if the run fails or is stopped."""
+    """Train one run: preset < --config < --set. Exits non-zero if the run fails or is stopped.
+
+    --launcher slurm submits it as a SLURM job (submitit) that runs the same engine in the
+    run folder; --gpus N uses N GPUs of the node (torchrun), --nodes M spreads it over M
+    nodes. `slr runs` lists it like any run and `slr stop` cancels the job."""
     root = runs_root(runs_dir)
+    slurm_opts = _slurm_options(
+        launcher, slurm_partition, slurm_account, slurm_time, gpus, slurm_cpus, slurm_extra
+    )
+    if nodes > 1 and slurm_opts is None:
+        raise fail("--nodes needs --launcher slurm (one machine: --gpus N)")
+    if slurm_opts is not None and (resume or init_checkpoint):
+        raise fail("--launcher slurm starts new runs: drop --resume/--init-checkpoint")
     if resume:
         if preset or config or sets:
             raise fail(
@@ -195,20 +291,27 @@ def run(
                 named = settings_root(cfg, dataset)
                 if named is not None:
                     cfg = resolve_config(preset, config, sets, named, device)
-            handle = launch.start_run(
-                cfg,
-                root,
-                init_checkpoint=str(init_checkpoint) if init_checkpoint else None,
-                procs=gpus,
-            )
+            if slurm_opts is not None:
+                handle = launch.start_slurm_run(cfg, root, slurm_opts, procs=gpus, nodes=nodes)
+            else:
+                handle = launch.start_run(
+                    cfg,
+                    root,
+                    init_checkpoint=str(init_checkpoint) if init_checkpoint else None,
+                    procs=gpus,
+                )
         except (ConfigError, runs.WriteError) as exc:  # a full disk: no run folder left
-            raise fail(str(exc)) from None
+            raise fail(escape(str(exc))) from None
     run_dir, proc = handle.run_dir, handle.proc
     if detach:
         typer.echo(run_dir.name)
         return
     if not quiet:
-        console.print(f"run [bold]{run_dir.name}[/]  (log: {run_dir / runs.LOG})", highlight=False)
+        job = runs.read_meta(run_dir).get("slurm_job_id")
+        where = f"  job {job}" if job else ""
+        console.print(
+            f"run [bold]{run_dir.name}[/]{where}  (log: {run_dir / runs.LOG})", highlight=False
+        )
     code = _progress_loop(run_dir, proc, quiet)
     launch.settle(run_dir, code)  # killed before it could record its end: record it
     info = runs.load_run(run_dir)
@@ -217,13 +320,26 @@ def run(
         raise typer.Exit(code or 1)
 
 
+sweep_app = typer.Typer(
+    name="sweep",
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@sweep_app.callback(invoke_without_command=True)
 def sweep(
+    ctx: typer.Context,
     preset: PresetOpt = None,
     config: ConfigOpt = None,
     grid: Annotated[
         list[str] | None,
         typer.Option(
-            "--grid", "-g", help="section.key=v1,v2,... (repeatable; every combination runs)."
+            "--grid",
+            "-g",
+            help="section.key=v1,v2,... (repeatable; every combination runs). With --search "
+            "optuna: the grid sampler's points, or choices for tpe/random.",
         ),
     ] = None,
     sets: SetOpt = None,
@@ -233,25 +349,177 @@ def sweep(
     parallel: Annotated[
         int,
         typer.Option(
-            "--parallel", min=1, help="Runs at a time (one per GPU when there are several)."
+            "--parallel",
+            min=1,
+            help="Runs at a time here (one per GPU when there are several); with --launcher "
+            "slurm, jobs in flight.",
         ),
     ] = 1,
+    search: Annotated[
+        str,
+        typer.Option(
+            "--search", help="grid (every --grid combination) or optuna (an Optuna study)."
+        ),
+    ] = "grid",
+    sampler: Annotated[
+        str,
+        typer.Option(
+            "--sampler",
+            help="optuna: tpe, random, or grid (the --grid combinations, each once).",
+        ),
+    ] = "tpe",
+    trials: Annotated[
+        int | None,
+        typer.Option(
+            "--trials",
+            min=1,
+            help="optuna: trials of the whole study, every worker's counted (default 20; "
+            "grid: the number of combinations).",
+        ),
+    ] = None,
+    space: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--space",
+            help="optuna: section.key=loguniform:LOW:HIGH, uniform:LOW:HIGH, int:LOW:HIGH or "
+            "choice:V1,V2,... (repeatable).",
+        ),
+    ] = None,
+    space_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--space-file",
+            help="optuna: a YAML mapping of section.key to a spec (as --space), a list "
+            "(choices) or {type, low, high}.",
+        ),
+    ] = None,
+    study: Annotated[
+        str | None,
+        typer.Option(
+            "--study",
+            help="optuna: the study's name (default: a new one). The same name and --storage "
+            "on several machines share the study.",
+        ),
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            help="optuna: an RDB URL (postgresql://..., mysql://..., sqlite:///...) or a "
+            "journal file (PATH or journal:PATH; on a shared filesystem for several "
+            "machines). Default: RUNS/studies/STUDY.journal.",
+        ),
+    ] = None,
+    direction: Annotated[
+        str | None,
+        typer.Option(
+            "--direction",
+            help="optuna: maximize or minimize (default: from the config's training.monitor).",
+        ),
+    ] = None,
+    pruner: Annotated[
+        str,
+        typer.Option(
+            "--pruner",
+            help="optuna: none, median or hyperband; a pruned run stops early (status "
+            "pruned, last.pt kept).",
+        ),
+    ] = "median",
+    pruner_startup: Annotated[
+        int,
+        typer.Option(
+            "--pruner-startup-trials",
+            min=0,
+            help="median pruner: trials that finish before any is pruned.",
+        ),
+    ] = 5,
+    pruner_warmup: Annotated[
+        int,
+        typer.Option(
+            "--pruner-warmup-epochs",
+            min=0,
+            help="median pruner: epochs before a trial may be pruned.",
+        ),
+    ] = 0,
+    seed: Annotated[int | None, typer.Option("--seed", help="optuna: the sampler's seed.")] = None,
+    launcher: LauncherOpt = "local",
+    slurm_partition: PartitionOpt = None,
+    slurm_gpus: Annotated[
+        int,
+        typer.Option(
+            "--slurm-gpus-per-trial", min=0, help="GPUs of each trial's job (torchrun when > 1)."
+        ),
+    ] = 1,
+    slurm_time: SlurmTimeOpt = "12:00:00",
+    slurm_account: AccountOpt = None,
+    slurm_cpus: SlurmCpusOpt = None,
+    slurm_extra: SlurmExtraOpt = None,
 ) -> None:
-    """Grid search: every combination of --grid values as its own run, ranked at the end.
+    """Grid search or an Optuna study; every member is its own run, ranked at the end.
 
-    --set applies to every run."""
-    from rich.live import Live
-
-    from slr_tui import sweep as sw
-
+    --set applies to every run. A grid runs every combination of --grid values. With
+    --search optuna each trial is a run tagged with the study and its trial number, its value
+    the run's best monitored figure; the pruner stops poor trials early. Run the same command
+    (same --study, same --storage) on several machines to share one study; --launcher slurm
+    submits each trial as a SLURM job. See the results with `slr sweep show STUDY` and
+    `slr compare STUDY`."""
+    if ctx.invoked_subcommand is not None:
+        return
     if not preset and not config:
         raise fail("give --preset NAME or --config FILE (see `slr presets`)")
     extra = flag_overrides(data_root, device)
     root = runs_root(runs_dir)
+    if search == "optuna":
+        slurm_opts = _slurm_options(
+            launcher,
+            slurm_partition,
+            slurm_account,
+            slurm_time,
+            slurm_gpus,
+            slurm_cpus,
+            slurm_extra,
+        )
+        _optuna_sweep(
+            preset=preset,
+            config=config,
+            sets=sets or [],
+            grid=grid or [],
+            space=space or [],
+            space_file=space_file,
+            extra=extra,
+            root=root,
+            parallel=parallel,
+            sampler=sampler,
+            trials=trials,
+            study=study,
+            storage=storage,
+            direction=direction,
+            pruner=pruner,
+            pruner_startup=pruner_startup,
+            pruner_warmup=pruner_warmup,
+            seed=seed,
+            slurm_opts=slurm_opts,
+            gpus_per_trial=slurm_gpus,
+        )
+        return
+    if search != "grid":
+        raise fail(f"--search must be grid or optuna, not '{search}'")
+    if launcher != "local":
+        raise fail("--launcher slurm runs Optuna trials: add --search optuna (--sampler grid)")
+    if space or space_file or study or storage or trials is not None:
+        raise fail("--space/--space-file/--study/--storage/--trials need --search optuna")
+    _grid_sweep(preset, config, sets or [], grid or [], extra, root, parallel)
+
+
+def _grid_sweep(preset, config, sets, grid, extra, root, parallel) -> None:
+    from rich.live import Live
+
+    from slr_tui import sweep as sw
+
     try:
-        plan = sw.plan(preset, config, sets or [], grid or [], extra, root)
+        plan = sw.plan(preset, config, sets, grid, extra, root)
     except ConfigError as exc:
-        raise fail(str(exc)) from None
+        raise fail(escape(str(exc))) from None
     console.print(
         f"sweep [bold]{plan.id}[/]: {len(plan.members)} runs, {parallel} at a time", highlight=False
     )
@@ -272,6 +540,249 @@ def sweep(
         raise typer.Exit(1)
 
 
+def _fmt_param(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _fmt_duration(s: float | None) -> str:
+    if s is None:
+        return "-"
+    s = int(s)
+    return (
+        f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+    )
+
+
+TRIAL_STYLE = {
+    "complete": "green",
+    "pruned": "yellow",
+    "running": "cyan",
+    "fail": "red",
+    "waiting": "dim",
+}
+
+
+def _trials_table(title: str, rows: list[dict[str, Any]], metric: str | None):
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("trial", justify="right")
+    table.add_column("state")
+    table.add_column(metric or "value", justify="right")
+    table.add_column("params")
+    table.add_column("duration", justify="right")
+    table.add_column("run")
+    for i, r in enumerate(rows, 1):
+        value = r.get("value")
+        if value is None and r.get("last_reported") is not None:
+            value_text = f"({tables.fmt(r['last_reported'])})"  # a pruned trial's last report
+        else:
+            value_text = tables.fmt(value)
+        state = r["state"]
+        table.add_row(
+            str(i),
+            str(r["number"]),
+            f"[{TRIAL_STYLE.get(state, 'dim')}]{state}[/]",
+            value_text,
+            "  ".join(f"{k}={_fmt_param(v)}" for k, v in sorted(r["params"].items())),
+            _fmt_duration(r.get("duration_s")),
+            r.get("run_id") or "-",
+        )
+    return table
+
+
+def _live_rows(s) -> list[dict[str, Any]]:
+    now = time.time()
+    return [
+        {
+            "number": m.number,
+            "state": m.state,
+            "value": m.value,
+            "last_reported": None,
+            "params": m.params,
+            "duration_s": (m.ended or now) - m.started,
+            "run_id": m.run_id,
+        }
+        for m in s.members
+    ]
+
+
+def _optuna_sweep(
+    *,
+    preset,
+    config,
+    sets,
+    grid,
+    space,
+    space_file,
+    extra,
+    root: Path,
+    parallel: int,
+    sampler: str,
+    trials: int | None,
+    study: str | None,
+    storage: str | None,
+    direction: str | None,
+    pruner: str,
+    pruner_startup: int,
+    pruner_warmup: int,
+    seed: int | None,
+    slurm_opts,
+    gpus_per_trial: int,
+) -> None:
+    from rich.live import Live
+
+    from slr_tui import search as se
+
+    try:
+        se.require_optuna()
+        if sampler not in se.SAMPLERS:
+            raise ConfigError(f"--sampler must be one of {', '.join(se.SAMPLERS)}, not '{sampler}'")
+        if pruner not in se.PRUNERS:
+            raise ConfigError(f"--pruner must be one of {', '.join(se.PRUNERS)}, not '{pruner}'")
+        if direction not in (None, "maximize", "minimize"):
+            raise ConfigError(f"--direction must be maximize or minimize, not '{direction}'")
+        params = se.grid_space(grid) if grid else []
+        params += se.parse_space(space)
+        if space_file is not None:
+            params += se.load_space_file(space_file)
+        keys = [p.key for p in params]
+        if len(set(keys)) != len(keys):
+            raise ConfigError("a key is given twice across --grid/--space/--space-file")
+        if not params:
+            raise ConfigError("give a search space: --space section.key=KIND:... or --grid")
+        base = se.validate_space(params, preset, config, sets, extra)
+        metric, auto_direction = se.monitor_of(base)
+        direction = direction or auto_direction
+        if sampler == "grid":
+            size = se.grid_size(params) if all(p.kind == "choice" for p in params) else 0
+            n_trials = min(trials, size) if trials else size
+        else:
+            n_trials = trials or 20
+        name = se.check_study_name(study) if study else se.new_study_name(preset or "custom")
+        store = se.open_storage(storage, root, name)
+        opened = se.open_study(
+            name,
+            store,
+            direction=direction,
+            sampler=se.make_sampler(sampler, params, seed),
+            pruner=se.make_pruner(
+                pruner,
+                startup=pruner_startup,
+                warmup=pruner_warmup,
+                max_epochs=base.training.max_epochs,
+            ),
+            attrs={
+                "metric": metric,
+                "preset": preset or str(config),
+                "space": [p.describe() for p in params],
+                "trials": n_trials,
+            },
+        )
+    except ConfigError as exc:
+        raise fail(escape(str(exc))) from None
+    plan = se.Search(
+        study=opened,
+        name=name,
+        space=params,
+        preset=preset,
+        config_file=config,
+        sets=sets,
+        extra=extra,
+        runs_root=root,
+        n_trials=n_trials,
+        metric=metric,
+        parallel=parallel,
+        slurm=slurm_opts,
+        procs=max(1, gpus_per_trial) if slurm_opts is not None else 1,
+        storage=se.storage_ref(storage, root, name),
+    )
+    where = se.storage_label(storage, root, name)
+    console.print(
+        f"study [bold]{name}[/] ({direction} {metric}; {n_trials} trials, {sampler} sampler, "
+        f"{pruner} pruner): {parallel} at a time here; storage {where}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+    def table(s):
+        return _trials_table(f"study {name}: this worker's trials", _live_rows(s), metric)
+
+    try:
+        with Live(table(plan), console=console, refresh_per_second=2) as live:
+            se.execute(plan, prune=pruner != "none", on_update=lambda s: live.update(table(s)))
+    except KeyboardInterrupt:
+        raise fail(
+            f"study {name} interrupted: the running trials were stopped (marked failed)", 130
+        ) from None
+    except ConfigError as exc:  # joined a study with another space
+        raise fail(escape(str(exc))) from None
+    done = {m.state for m in plan.members}
+    for m in plan.members:
+        if m.state == "fail" and m.error:
+            err_console.print(
+                f"trial {m.number}: {escape(m.error)}", highlight=False, soft_wrap=True
+            )
+    if not plan.members:
+        console.print(f"study {name} already has its {n_trials} trials")
+    console.print(f"results: slr sweep show {name}" + (f" --storage {storage}" if storage else ""))
+    console.print(f"compare the best: slr compare {name}")
+    if "fail" in done:
+        raise typer.Exit(1)
+
+
+@sweep_app.command("show")
+def sweep_show(
+    name: Annotated[str, typer.Argument(metavar="STUDY", help="The study's name.")],
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            help="The study's storage (as `slr sweep --storage`); default "
+            "RUNS/studies/STUDY.journal.",
+        ),
+    ] = None,
+    runs_dir: RunsDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """An Optuna study's trials ranked (value, params, state, duration, run) and Optuna's
+    parameter importances (once 2 or more trials are complete)."""
+    from slr_tui import search as se
+
+    root = runs_root(runs_dir)
+    try:
+        se.check_study_name(name)
+        store = se.open_storage(storage, root, name, create=False)
+        summary = se.study_summary(se.load_study(name, store))
+    except ConfigError as exc:
+        raise fail(escape(str(exc))) from None
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, default=str))
+        return
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(summary["counts"].items())) or "no trials"
+    console.print(
+        _trials_table(
+            f"study {name}: {summary['direction']} {summary['metric'] or 'value'} ({counts})",
+            summary["trials"],
+            summary["metric"],
+        )
+    )
+    if summary["importances"]:
+        from rich.table import Table
+
+        imp = Table(title="parameter importances (optuna)", title_justify="left")
+        imp.add_column("param")
+        imp.add_column("importance", justify="right")
+        for k, v in sorted(summary["importances"].items(), key=lambda kv: -kv[1]):
+            imp.add_row(k, f"{v:.3f}")
+        console.print(imp)
+    else:
+        console.print(f"[dim]{summary['importances_note']}[/]")
+
+
 def stop(
     ref: RunArg,
     runs_dir: RunsDirOpt = None,
@@ -287,7 +798,7 @@ def stop(
     try:
         msg = launch.stop_run(r, force=force)
     except runs.RunError as exc:
-        raise fail(str(exc)) from None
+        raise fail(escape(str(exc))) from None
     console.print(msg)
     if "requested" in msg and wait > 0:
         status = launch.wait_status(r, wait)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +157,7 @@ class CompareScreen(Screen):
         Binding("escape", "back", "back"),
         Binding("m", "next_metric", "metric"),
         Binding("q", "back", "back", show=False),
+        Binding("R", "report", "report", show=False),  # <runs_dir>/reports/compare-<time>/
     ]
 
     class Loaded(Message):
@@ -174,6 +176,14 @@ class CompareScreen(Screen):
         self.loads = 0
         self._timer = None
         self._last_diff: list[tuple[str, list[Any]]] = []
+        self.report_line: str | None = None  # what the last report key said
+        self.reporting = False  # a report worker is writing
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """--read-only: the report key (it writes files) is off."""
+        if action == "report" and getattr(self.app, "read_only", False):
+            return False
+        return True
 
     def compose(self) -> ComposeResult:
         yield Static("", id="compare-title", classes="title-bar")
@@ -392,6 +402,31 @@ class CompareScreen(Screen):
     def action_next_metric(self) -> None:
         i = (METRICS.index(self.metric) + 1) % len(METRICS)
         self.query_one("#metric-select", Select).value = METRICS[i]
+
+    def action_report(self) -> None:
+        """`slr report` of the shown runs into <runs_dir>/reports/compare-<time>/."""
+        if self.app.read_only:
+            self.notify("read-only mode: writing a report is off", severity="warning")
+            return
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.app.clock()))
+        out = Path(self.app.runs_root) / "reports" / f"compare-{stamp}"
+        if self.reporting:
+            self.notify("a report is being written already", severity="warning")
+            return
+        self.reporting = True
+        self.notify(f"writing the report into {out} ...", markup=False)
+        self.report_worker(out)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="report")
+    def report_worker(self, out: Path) -> None:
+        from slr_tui.screens.live import report_in_thread
+
+        try:
+            text, sev = report_in_thread(list(self.paths), out)
+        finally:
+            self.reporting = False
+        self.report_line = text
+        self.app.call_from_thread(self.notify, text, severity=sev, markup=False)
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -31,9 +31,11 @@ from textual.worker import Worker, WorkerState
 from engine import runs
 from engine.runs import JsonlTail, TextTail, format_duration
 from slr_tui.screens._common import epoch_text, fmt, on_top, status_text
-from slr_tui.tables import figure_digits
+from slr_tui.tables import figure_digits, grouped_table
 from slr_tui.widgets._series import RunSeries, read_initial
+from slr_tui.widgets.class_bars import ClassBars
 from slr_tui.widgets.gpu_panel import GpuPanel
+from slr_tui.widgets.heatmap import ConfusionHeatmap
 from slr_tui.widgets.log_tail import LogTail
 from slr_tui.widgets.metric_plot import Curve, MetricPlot
 from slr_tui.widgets.sortable_table import Col, SortableTable
@@ -146,6 +148,22 @@ CONFUSED_COLS = [
 ]
 
 
+def report_in_thread(paths: list[Path], out: Path) -> tuple[str, str]:
+    """Write the report of ``paths`` into ``out`` (a worker thread's job): the line to
+    notify and its severity; never raises."""
+    try:
+        from slr_tui.report import ReportError, write_report
+
+        res = write_report(paths, out)
+    except ReportError as exc:
+        return f"no report: {exc}", "error"
+    except OSError as exc:
+        return f"no report: {runs.os_error_line(exc)}", "error"
+    except Exception as exc:  # noqa: BLE001 - a damaged file must not take the screen down
+        return f"no report: {type(exc).__name__}: {exc}", "error"
+    return f"report written to {res.index}", "information"
+
+
 class LiveRunScreen(Screen):
     BINDINGS = [
         Binding("escape", "back", "back"),
@@ -159,6 +177,9 @@ class LiveRunScreen(Screen):
         Binding("t", "no_thresholds", "thresholds", show=False),  # a translation run's t
         Binding("s", "stop", "stop"),
         Binding("q", "back", "back", show=False),
+        # per-class and confused tabs: bar chart / heatmap instead of the table
+        Binding("g", "toggle_charts", "chart/table", show=False),
+        Binding("R", "report", "report", show=False),  # slr report into RUN/report/
     ]
 
     class Loaded(Message):
@@ -179,8 +200,10 @@ class LiveRunScreen(Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """--read-only: the keys that would start, stop or write something are off (and
         left out of the footer)."""
-        if action in ("stop",) and getattr(self.app, "read_only", False):
+        if action in ("stop", "report") and getattr(self.app, "read_only", False):
             return False
+        if action == "toggle_charts":
+            return not self.translation
         # a translation run: "translations" instead of per-class/confused, no thresholds
         if action == "tab":
             if parameters and parameters[0] in CLASSIFICATION_TABS:
@@ -205,6 +228,11 @@ class LiveRunScreen(Screen):
         self.eval_loaded = False
         self.eval: dict[str, Any] = {}
         self.split = "test"
+        self.charts = False  # per-class bars and confusion heatmap instead of the tables
+        self.report_line: str | None = None  # what the last report key said
+        self.reporting = False  # a report worker is writing
+        self._bars: ClassBars | None = None  # the g views, made when their tab is first shown
+        self._heat: ConfusionHeatmap | None = None
         self.translation = False  # set once the first read tells (config, run.json, rows)
         self.second = "val_top5"  # the figure beside val accuracy (second_figure)
         self.ctc = False  # a CTC model: loss on two axes, blank share tabulated
@@ -330,6 +358,7 @@ class LiveRunScreen(Screen):
 
     def _read_eval(self) -> dict[str, Any]:
         from engine import evaluate  # numpy + scikit-learn, no torch
+        from slr_tui.report.confusion import confusion_counts
 
         eval_dir = self.path / runs.EVAL_DIR
         data: dict[str, Any] = {"per_class": {}, "confused": {}, "splits": []}
@@ -338,6 +367,8 @@ class LiveRunScreen(Screen):
         except (OSError, ValueError):
             splits = [s for s in ("val", "test") if evaluate.read_per_class(eval_dir, s)]
         data["splits"] = splits
+        # grouped metrics (per sample vs per group), shown with the per-class figures
+        data["report"] = runs.clean_report(runs.read_json(eval_dir / "report.json")) or {}
         for split in splits:
             rows = evaluate.read_per_class(eval_dir, split)
             rows.sort(key=lambda r: (r["accuracy"], r["f1"], -r["support"]))
@@ -348,6 +379,10 @@ class LiveRunScreen(Screen):
             except (OSError, ValueError):
                 continue
             pred = probs.argmax(axis=1) if len(y) else y
+            data.setdefault("matrix", {})[split] = {
+                "cm": confusion_counts(y, pred, len(names)),
+                "names": names,
+            }
             pairs = evaluate.most_confused(y, pred, names, top=50)
             data["confused"][split] = [
                 {
@@ -563,7 +598,7 @@ class LiveRunScreen(Screen):
         second = "BLEU" if self.translation else "accuracy"
         if not self.loaded or st in runs.ACTIVE:
             texts = ("loss: waiting for metrics", f"{second}: waiting for the first epoch")
-        elif st in ("failed", "stopped", "lost"):
+        elif st in ("failed", "stopped", "pruned", "lost"):
             err = self.meta.get("error") if st == "failed" else None
             why = f": {err}" if err else ""
             texts = (
@@ -626,9 +661,9 @@ class LiveRunScreen(Screen):
         text.append("\n" + " · ".join(x for x in ident if x), style="dim")
         if st == "failed" and m.get("error"):
             text.append(f"\nerror: {m['error']}", style="bold red")
-        elif st == "stopped":
+        elif st in ("stopped", "pruned"):
             text.append(
-                f"\nstopped: resume with  slr run --resume {m.get('id', self.path.name)}",
+                f"\n{st}: resume with  slr run --resume {m.get('id', self.path.name)}",
                 style="yellow",
             )
         elif st == "lost":
@@ -660,6 +695,7 @@ class LiveRunScreen(Screen):
             pane.mount(log)
             log.add_lines(list(self.log_lines))
         elif name == "per-class":
+            self._bars = ClassBars(id="class-bars")
             pane.mount(
                 Static(
                     "no evaluation yet (eval/ is written when the run finishes)",
@@ -669,7 +705,9 @@ class LiveRunScreen(Screen):
                 SortableTable(
                     PER_CLASS_COLS, row_key="class", sort_by="accuracy", id="per-class-table"
                 ),
+                VerticalScroll(self._bars, id="class-bars-scroll", can_focus=True),
             )
+            self._show_views()
             if self.eval_loaded:
                 self._show_eval()
         elif name == "translations":
@@ -677,6 +715,7 @@ class LiveRunScreen(Screen):
             view = Static(self.examples_renderable(), id="translations-view")
             pane.mount(VerticalScroll(view, id="translations-scroll", can_focus=True))
         elif name == "confused":
+            self._heat = ConfusionHeatmap(id="heatmap")
             pane.mount(
                 Static("no evaluation yet", id="confused-note", classes="note"),
                 SortableTable(
@@ -686,7 +725,9 @@ class LiveRunScreen(Screen):
                     reverse=True,
                     id="confused-table",
                 ),
+                VerticalScroll(self._heat, id="heatmap-scroll", can_focus=True),
             )
+            self._show_views()
             if self.eval_loaded:
                 self._show_eval()
         return False
@@ -746,17 +787,43 @@ class LiveRunScreen(Screen):
         tabs.get_tab("confused").label = f"confused ({split})"
         if self.query("#per-class-table"):
             self.query_one("#per-class-table", SortableTable).set_rows(per_class)
+            if self._bars is not None:  # mounted with the pane (its scroll mounts it later)
+                self._bars.set_rows(per_class, split)
             n_bad = sum(1 for r in per_class if (r.get("accuracy") or 0) < 1.0)
+            how = (
+                "as bars (g: table; R: report)"
+                if self.charts
+                else "(click a header or press o to sort; v switches val/test)"
+            )
+            note = (
+                f"[b]{split}[/b]: {len(per_class)} classes, {n_bad} below 100%; worst first {how}"
+            )
+            grouped = grouped_table(self.eval.get("report") or {}, "per sample vs per group")
             self.query_one("#per-class-note", Static).update(
-                f"[b]{split}[/b]: {len(per_class)} classes, {n_bad} below 100%; worst first "
-                "(click a header or press o to sort; v switches val/test)"
+                note if grouped is None else Group(Text.from_markup(note), grouped)
             )
         if self.query("#confused-table"):
             self.query_one("#confused-table", SortableTable).set_rows(confused)
-            self.query_one("#confused-note", Static).update(
-                f"[b]{split}[/b]: most confused class pairs"
-                + ("" if confused else ": none (every prediction was right)")
-            )
+            m = self.eval.get("matrix", {}).get(split)
+            if self._heat is not None:
+                self._heat.set_matrix(m["cm"] if m else None, m["names"] if m else [], split)
+            if self.charts:
+                note = f"[b]{split}[/b]: heatmap (g: table of pairs; v: val/test; R: report)"
+            else:
+                note = f"[b]{split}[/b]: most confused class pairs" + (
+                    " (g: heatmap)" if confused else ": none (every prediction was right)"
+                )
+            self.query_one("#confused-note", Static).update(note)
+
+    def _show_views(self) -> None:
+        """Tables, or (``g``) the per-class bars and the confusion heatmap."""
+        for table, chart in (
+            ("#per-class-table", "#class-bars-scroll"),
+            ("#confused-table", "#heatmap-scroll"),
+        ):
+            if self.query(table):
+                self.query_one(table).display = not self.charts
+                self.query_one(chart).display = self.charts
 
     # ------------------------------------------------------------------ actions
 
@@ -777,6 +844,33 @@ class LiveRunScreen(Screen):
             else splits[0]
         )
         self._show_eval()
+
+    def action_toggle_charts(self) -> None:
+        self.charts = not self.charts
+        self._show_views()
+        if self.eval_loaded:
+            self._show_eval()
+
+    def action_report(self) -> None:
+        if self.app.read_only:
+            self.notify("read-only mode: writing a report is off", severity="warning")
+            return
+        if self.reporting:
+            self.notify("a report is being written already", severity="warning")
+            return
+        self.reporting = True
+        self.notify(f"writing the report into {self.path / 'report'} ...", markup=False)
+        self.report_worker()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="report")
+    def report_worker(self) -> None:
+        """`slr report` of this run into RUN/report/ (matplotlib loads here, off the UI)."""
+        try:
+            text, sev = report_in_thread([self.path], self.path / "report")
+        finally:
+            self.reporting = False
+        self.report_line = text
+        self.app.call_from_thread(self.notify, text, severity=sev, markup=False)
 
     def action_no_thresholds(self) -> None:
         from slr_tui.screens.thresholds import NOT_FOR_TRANSLATION

@@ -26,6 +26,7 @@ class RunsScreen(Screen):
         Binding("n", "new_run", "new run"),
         Binding("c", "compare", "compare"),
         Binding("t", "thresholds", "thresholds"),
+        Binding("w", "study", "study", show=False),  # a trial's study, live (screens/sweep.py)
         Binding("s", "stop", "stop"),
         Binding("slash", "filter", "filter"),
         Binding("comma", "settings", "settings"),
@@ -327,6 +328,24 @@ class RunsScreen(Screen):
                 )
                 return
         self.notify("mark two or more runs with space, then press c", severity="warning")
+
+    def action_study(self) -> None:
+        """The cursor run's Optuna study (it is a trial of one): its trials, live."""
+        from slr_tui.screens.sweep import SweepScreen
+
+        row = self._current()
+        if row is None:
+            return
+        meta = runs.read_meta(Path(row["path"]))
+        if not meta.get("study"):
+            self.notify(
+                f"run {row['id']} is not a trial of a study (slr sweep --search optuna)",
+                severity="warning",
+            )
+            return
+        self.app.push_screen(
+            SweepScreen(meta["study"], meta.get("study_storage"), Path(self.app.runs_root))
+        )
 
     def action_thresholds(self) -> None:
         row = self._current()

@@ -210,3 +210,30 @@ def test_learnable_by_a_linear_model(tmp_path: Path) -> None:
     xtr, ytr = pooled(bundle.train)
     xte, yte = pooled(bundle.test)
     assert LogisticRegression(max_iter=500).fit(xtr, ytr).score(xte, yte) > 0.85
+
+
+def test_the_cache_reads_each_file_once_and_gives_the_same_samples(tmp_path, monkeypatch) -> None:
+    make_feature_set(tmp_path / "f", dim=4, with_split=True)
+    cached = build_data(config(tmp_path / "f", noise_std=0.1))
+    plain = build_data(config(tmp_path / "f", noise_std=0.1, cache_mb=0))
+    reads: list[str] = []
+    real = features.load_array
+    monkeypatch.setattr(features, "load_array", lambda p: reads.append(str(p)) or real(p))
+    for split in ("val", "test"):
+        a, b = getattr(cached, split), getattr(plain, split)
+        for i in range(len(a)):
+            np.testing.assert_array_equal(a[i]["x"], b[i]["x"])
+    n_eval = len(cached.val) + len(cached.test)
+    train = cached.train
+    first = [train[i, 0]["x"].copy() for i in range(len(train))]
+    again = [train[i, 1]["x"].copy() for i in range(len(train))]  # next epoch: fresh noise
+    assert any(not np.array_equal(x, y) for x, y in zip(first, again, strict=True))
+    # the loop above read every eval file once for each bundle, the epochs each train file
+    # once (the cached bundle: each file once per run)
+    assert len(reads) == 2 * n_eval + len(train)
+    before = len(reads)
+    for a, b in ((cached.val, plain.val), (cached.test, plain.test)):
+        for i in range(len(a)):
+            a[i], b[i]
+    assert len(reads) - before == n_eval  # again: only the uncached bundle reads
+    assert cached.train.cached_bytes > 0 and plain.train.cached_bytes == 0

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from pydantic import Field
 
 from engine.config import TableOptions
 from engine.data.dataset import SampleDataset
@@ -48,6 +49,13 @@ class FeaturesData(TableOptions):
     """``data.*`` of the ``features`` source: the tabular options (splits, scaling)."""
 
     source: Literal["features"] = "features"
+    cache_mb: int = Field(
+        1024,
+        ge=0,
+        description="MiB of read arrays each split keeps in memory, per process: a file is "
+        "read once per run, standardisation and noise run on the cached array (0: read "
+        "every time).",
+    )
 
 
 LABELS_FILE = "labels.csv"
@@ -180,18 +188,33 @@ class FeatureDataset(SampleDataset):
         noise_std: float,
         augment: bool,
         seed: int,
+        cache_bytes: int = 0,
     ):
         super().__init__(ids, labels, augment=augment, seed=seed)
         self.paths = list(paths)
+        self.cache_bytes = cache_bytes
+        self.cached_bytes = 0
+        self._cache: dict[int, np.ndarray] = {}
         self.dim = dim
         self.mean = mean
         self.std = std
         self.noise_std = float(noise_std)
         self.failures = 0
 
+    def _array(self, index: int) -> np.ndarray:
+        """The sample's array as read from disk, kept in memory while the budget lasts
+        (standardising copies it, so the cached array is never changed)."""
+        a = self._cache.get(index)
+        if a is None:
+            a = load_array(self.paths[index])
+            if self.cached_bytes + a.nbytes <= self.cache_bytes:
+                self._cache[index] = a
+                self.cached_bytes += a.nbytes
+        return a
+
     def load(self, index: int, rng: np.random.Generator | None) -> dict[str, Any]:
         try:
-            x = standardize(load_array(self.paths[index]), self.mean, self.std)
+            x = standardize(self._array(index), self.mean, self.std)
         except _READ_ERRORS as exc:
             # checked when the bundle was built; a file that broke since gives a zero frame
             self.failures += 1
@@ -321,6 +344,7 @@ def build_from_root(root: str | Path, cfg: RunConfig) -> DataBundle:
             noise_std=d.noise_std,
             augment=augment,
             seed=d.seed,
+            cache_bytes=d.cache_mb << 20,
         )
 
     datasets = {

@@ -541,9 +541,23 @@ def _grid_sweep(preset, config, sets, grid, extra, root, parallel) -> None:
 
 
 def _fmt_param(v: Any) -> str:
+    """A parameter value short enough for a column: numbers to 4 significant digits
+    (trial params arrive as the --set text, "0.000321456...")."""
+    if isinstance(v, str):
+        try:
+            v = float(v) if any(c in v for c in ".eE") else int(v)
+        except ValueError:
+            return v
     if isinstance(v, float):
-        return f"{v:.4g}"
+        return f"{v:.2e}" if 0 < abs(v) < 1e-2 else f"{v:.4g}"
     return str(v)
+
+
+def _param_headers(keys: list[str]) -> dict[str, str]:
+    """Each swept key's column header: its last part (``lr``), the whole key where two
+    would read the same."""
+    last = [k.rsplit(".", 1)[-1] for k in keys]
+    return {k: (n if last.count(n) == 1 else k) for k, n in zip(keys, last, strict=True)}
 
 
 def _fmt_duration(s: float | None) -> str:
@@ -565,17 +579,26 @@ TRIAL_STYLE = {
 
 
 def _trials_table(title: str, rows: list[dict[str, Any]], metric: str | None):
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left")
-    table.add_column("#", justify="right")
-    table.add_column("trial", justify="right")
-    table.add_column("state")
-    table.add_column(metric or "value", justify="right")
-    table.add_column("params")
-    table.add_column("duration", justify="right")
-    table.add_column("run")
-    for i, r in enumerate(rows, 1):
+    # no vertical rules and no wrapping: a value and a run id are read (and copied) whole
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("trial", justify="right", no_wrap=True, min_width=5)
+    table.add_column("state", no_wrap=True)
+    table.add_column(metric or "value", justify="right", no_wrap=True)
+    keys = sorted({k for r in rows for k in r["params"]})
+    for header in _param_headers(keys).values():
+        table.add_column(header, justify="right", no_wrap=True)
+    table.add_column("duration", justify="right", no_wrap=True)
+    table.add_column("run", no_wrap=True)
+    for r in rows:
         value = r.get("value")
         if value is None and r.get("last_reported") is not None:
             value_text = f"({tables.fmt(r['last_reported'])})"  # a pruned trial's last report
@@ -583,11 +606,10 @@ def _trials_table(title: str, rows: list[dict[str, Any]], metric: str | None):
             value_text = tables.fmt(value)
         state = r["state"]
         table.add_row(
-            str(i),
             str(r["number"]),
             f"[{TRIAL_STYLE.get(state, 'dim')}]{state}[/]",
             value_text,
-            "  ".join(f"{k}={_fmt_param(v)}" for k, v in sorted(r["params"].items())),
+            *(_fmt_param(r["params"][k]) if k in r["params"] else "-" for k in keys),
             _fmt_duration(r.get("duration_s")),
             r.get("run_id") or "-",
         )
@@ -714,6 +736,8 @@ def _optuna_sweep(
     try:
         with Live(table(plan), console=console, refresh_per_second=2) as live:
             se.execute(plan, prune=pruner != "none", on_update=lambda s: live.update(table(s)))
+        if not console.is_terminal:  # Live leaves its last frame without a newline there
+            console.print()
     except KeyboardInterrupt:
         raise fail(
             f"study {name} interrupted: the running trials were stopped (marked failed)", 130

@@ -40,6 +40,14 @@ def save(fig: Figure, fmt: str, dpi: int) -> bytes:
     return buf.getvalue()
 
 
+def _epoch_axis(ax: Any) -> None:
+    """An x axis of epochs: labelled, with whole-number ticks only."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _epochs(series: RunSeries, key: str) -> tuple[list[float], list[float]]:
     xs, ys, _ = series.curve(key)
     return xs, ys
@@ -74,7 +82,7 @@ def loss_figure(series: RunSeries, steps_per_epoch: int | None, ctc: bool) -> Fi
             vx, vy, color=COLORS[1], marker="o", markersize=3, label="val NLL" if ctc else "val"
         )
     _mark_best(ax, series)
-    ax.set_xlabel("epoch")
+    _epoch_axis(ax)
     ax.set_ylabel("CTC loss" if ctc else "loss")
     if other is not ax:
         other.set_ylabel("val NLL")
@@ -100,7 +108,7 @@ def _lines_figure(
     for i, (label, xs, ys) in enumerate(curves):
         ax.plot(xs, ys, color=COLORS[i % len(COLORS)], marker="o", markersize=3, label=label)
     _mark_best(ax, series)
-    ax.set_xlabel("epoch")
+    _epoch_axis(ax)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(loc="best")
@@ -148,7 +156,7 @@ def lr_figure(series: RunSeries, steps_per_epoch: int | None) -> Figure | None:
     pos = [y for y in ys if y > 0]
     if pos and max(pos) / min(pos) > 50 and len(pos) == len(ys):
         ax.set_yscale("log")
-    ax.set_xlabel("epoch")
+    _epoch_axis(ax)
     ax.set_ylabel("learning rate")
     ax.set_title("learning rate")
     ax.grid(alpha=0.3)
@@ -364,7 +372,7 @@ def compare_figure(
         )
     if fig is None:
         return None
-    ax.set_xlabel("epoch")
+    _epoch_axis(ax)
     ax.set_ylabel(label)
     ax.set_title(label)
     ax.legend(loc="best", fontsize=7)

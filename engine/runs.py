@@ -30,22 +30,27 @@ import orjson
 # the schema is re-exported: this module is the run folder's front door
 from engine.schema import (  # noqa: F401
     ACTIVE,
+    ARCHIVE_DIR,
     METRIC_ROWS,
+    NOTES_JSON,
     REPORT_FIGURES,
     RESUMABLE,
     ROW_FIGURES,
     ROW_POSITION,
     STATUSES,
     TRANSLATION_FIGURES,
+    TRASH_DIR,
     EpochRow,
     EvalRow,
     GpuReading,
     RunMeta,
+    RunNotes,
     SchemaError,
     SplitFigures,
     StepRow,
     SystemRow,
     check_metric_row,
+    check_notes,
     check_run_fields,
     check_system_row,
     keys,
@@ -915,6 +920,15 @@ class RunInfo:
     path: Path
     meta: dict[str, Any] = field(default_factory=dict)
     problem: str | None = None
+    notes: dict[str, Any] | None = None  # notes.json (read_notes), where a listing read it
+    archived: bool = False  # listed from <runs>/archive/ (RunIndex with archived=True)
+
+    @property
+    def tags(self) -> list[str]:
+        """The run's tags (notes.json), read now unless a listing read them already."""
+        if self.notes is None:
+            self.notes = read_notes(self.path)
+        return list(self.notes.get("tags") or [])
 
     @property
     def id(self) -> str:
@@ -1088,9 +1102,10 @@ class RunIndex:
     last scan; new folders are read, removed ones dropped. ``reads`` counts run.json
     reads (for tests). Not thread-safe: one scanner at a time."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, archived: bool = False) -> None:
         self.root = Path(root)
-        self._runs: dict[str, tuple[tuple[int, int], RunInfo]] = {}
+        self.archived = archived  # also list <root>/archive/*, keyed "archive/NAME"
+        self._runs: dict[str, tuple[tuple[int, ...], RunInfo]] = {}
         self.reads = 0
         self.changed: set[str] = set()  # folder names read by the last scan (new or changed)
         self.removed: set[str] = set()  # folder names gone since the scan before
@@ -1099,15 +1114,14 @@ class RunIndex:
         """Every run folder, newest first (as :func:`list_runs`). An unchanged run is the
         same :class:`RunInfo` object as the scan before."""
         old = self._runs
-        new: dict[str, tuple[tuple[int, int], RunInfo]] = {}
+        new: dict[str, tuple[tuple[int, ...], RunInfo]] = {}
         self.changed = set()
-        try:
-            entries = list(os.scandir(self.root))
-        except (FileNotFoundError, NotADirectoryError):
-            entries = []
-        for e in entries:
-            name = e.name
-            if name.startswith("."):
+        entries = [("", e) for e in _scandir(self.root)]
+        if self.archived:
+            entries += [(ARCHIVE_DIR + "/", e) for e in _scandir(self.root / ARCHIVE_DIR)]
+        for prefix, e in entries:
+            name = prefix + e.name
+            if e.name.startswith(".") or name == ARCHIVE_DIR:  # .trash, archive: not runs
                 continue
             try:
                 if not e.is_dir():
@@ -1117,7 +1131,12 @@ class RunIndex:
                 continue  # no run.json (or unreadable folder): not listed, as list_runs
             if not _stat.S_ISREG(st.st_mode):
                 continue
-            sig = (st.st_mtime_ns, st.st_size)
+            try:  # notes.json (tags): its change is a change of the run's entry too
+                nst = os.stat(os.path.join(e.path, NOTES_JSON))
+                nsig: tuple[int, ...] = (nst.st_mtime_ns, nst.st_size)
+            except OSError:
+                nsig = ()
+            sig = (st.st_mtime_ns, st.st_size, *nsig)
             prev = old.get(name)
             if prev is not None and prev[0] == sig:
                 new[name] = prev
@@ -1130,6 +1149,8 @@ class RunIndex:
                 continue
             except Exception as exc:  # noqa: BLE001 - one bad folder is one bad row
                 info = RunInfo(path=p, meta={"id": name}, problem=f"cannot read: {exc}")
+            info.notes = read_notes(p) if nsig else {"tags": [], "note": ""}
+            info.archived = bool(prefix)
             new[name] = (sig, info)
             self.changed.add(name)
         self.removed = set(old) - set(new)
@@ -1139,14 +1160,22 @@ class RunIndex:
         return out
 
 
-def list_runs(root: str | Path) -> list[RunInfo]:
-    """Every run folder under ``root``, newest first. A folder that cannot be read is one
-    ``unreadable`` entry (with the reason), never a broken list. (Viewers that list the
-    same folder again and again keep a :class:`RunIndex`.)"""
+def _scandir(path: Path) -> list[os.DirEntry]:
+    try:
+        return list(os.scandir(path))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def list_runs(root: str | Path, archived: bool = False) -> list[RunInfo]:
+    """Every run folder under ``root``, newest first; with ``archived`` those in
+    ``root/archive/`` too (never those in ``root/.trash/``). A folder that cannot be read
+    is one ``unreadable`` entry (with the reason), never a broken list. (Viewers that list
+    the same folder again and again keep a :class:`RunIndex`.)"""
     root = Path(root)
     if not root.is_dir():
         return []
-    return RunIndex(root).scan()
+    return RunIndex(root, archived=archived).scan()
 
 
 def _is_path_ref(ref: str) -> bool:
@@ -1206,3 +1235,178 @@ def format_duration(seconds: float | None) -> str:
     h, rem = divmod(s, 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+# --------------------------------------------------------------------------- tags and notes
+
+_TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
+MAX_NOTE_CHARS = 4000
+
+
+def check_tag(tag: str) -> str:
+    """A tag as given, or :class:`RunError` (one line) unless it is 1-40 letters, digits,
+    dots, dashes or underscores, starting with a letter or digit."""
+    if not _TAG.fullmatch(tag or ""):
+        raise RunError(
+            f"bad tag '{tag}': use 1-40 letters, digits, '.', '-' or '_', "
+            "starting with a letter or digit"
+        )
+    return tag
+
+
+def read_notes(run_dir: str | Path) -> dict[str, Any]:
+    """notes.json of a run folder as ``{"tags": [...], "note": "..."}`` (empty ones when it
+    is missing or damaged: tags that are not strings are dropped, never an exception)."""
+    raw = read_json(Path(run_dir) / NOTES_JSON) or {}
+    tags = raw.get("tags")
+    tags = [t for t in tags if isinstance(t, str) and t] if isinstance(tags, list) else []
+    note = raw.get("note")
+    out: dict[str, Any] = {
+        "tags": list(dict.fromkeys(tags)),
+        "note": note if isinstance(note, str) else "",
+    }
+    if _is_number(raw.get("updated_at")):
+        out["updated_at"] = raw["updated_at"]
+    return out
+
+
+@contextlib.contextmanager
+def _folder_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on a folder (flock on its descriptor), so two writers of notes.json
+    (the CLI and the TUI at once) never lose each other's read-modify-write."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock
+        yield
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def update_notes(
+    run_dir: str | Path,
+    *,
+    tags: Iterable[str] | None = None,
+    add: Iterable[str] = (),
+    remove: Iterable[str] = (),
+    note: str | None = None,
+) -> dict[str, Any]:
+    """Change a run's notes.json: ``tags`` replaces the tags, then ``add`` and ``remove``
+    change them (in order, no repeats); ``note`` (when given, "" clears it) replaces the
+    note. Read, changed and written atomically under a lock on the run folder; the engine
+    never writes this file, so nothing it records while the run trains can undo it.
+    Returns what was written; :class:`RunError` for a bad tag or a note too long."""
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise RunError(f"no run folder at {path}")
+    new_tags = None if tags is None else [check_tag(t) for t in tags]
+    add = [check_tag(t) for t in add]
+    remove = list(remove)
+    if note is not None and len(note) > MAX_NOTE_CHARS:
+        raise RunError(f"the note is {len(note)} characters: {MAX_NOTE_CHARS} at most")
+    with _folder_lock(path):
+        cur = read_notes(path)
+        out = list(cur["tags"] if new_tags is None else new_tags)
+        out += [t for t in add if t not in out]
+        out = [t for t in dict.fromkeys(out) if t not in remove]
+        fields = {
+            "tags": out,
+            "note": cur["note"] if note is None else note,
+            "updated_at": time.time(),
+        }
+        check_notes(fields)
+        atomic_write_json(path / NOTES_JSON, fields)
+    return fields
+
+
+# --------------------------------------------------------------------------- trash and archive
+
+
+def _in_store(info: RunInfo, root: Path) -> str | None:
+    """Where ``info`` sits in the store ``root``: "" (a run), TRASH_DIR or ARCHIVE_DIR;
+    None when it is elsewhere."""
+    try:
+        parent = info.path.resolve().parent
+        root = root.resolve()
+    except OSError:
+        return None
+    if parent == root:
+        return ""
+    for sub in (TRASH_DIR, ARCHIVE_DIR):
+        if parent == root / sub:
+            return sub
+    return None
+
+
+def move_run(info: RunInfo, root: str | Path, to: str) -> Path:
+    """Move a run folder of the store ``root`` to ``root/.trash/`` (``to`` TRASH_DIR) or
+    ``root/archive/`` (ARCHIVE_DIR), keeping its name; an archived run may go to the trash.
+    Refused (RunError, one line) for an active run, a folder outside the store, or a name
+    already taken there. One rename: nothing is copied and nothing is deleted."""
+    root = Path(root)
+    if to not in (TRASH_DIR, ARCHIVE_DIR):
+        raise RunError(f"a run moves to {TRASH_DIR} or {ARCHIVE_DIR}, not {to!r}")
+    where = _in_store(info, root)
+    if where is None:
+        raise RunError(f"run {info.id} ({info.path}) is not in the runs folder {root}")
+    if where == to:
+        raise RunError(f"run {info.id} is already in {root / to}")
+    if where == TRASH_DIR:
+        raise RunError(f"run {info.id} is in the trash: `slr restore {info.path.name}` first")
+    if info.status in ACTIVE:
+        raise RunError(f"run {info.id} is {info.status}: stop it first (slr stop {info.id})")
+    dest = root / to / info.path.name
+    if dest.exists():
+        raise RunError(f"{dest} already exists: remove or rename it first")
+    (root / to).mkdir(exist_ok=True)
+    os.rename(info.path, dest)
+    return dest
+
+
+def stored_runs(root: str | Path, sub: str) -> list[RunInfo]:
+    """The runs in ``root/.trash/`` or ``root/archive/``, newest first."""
+    out = []
+    for e in _scandir(Path(root) / sub):
+        if e.is_dir() and not e.name.startswith("."):
+            try:
+                info = load_run(Path(e.path))
+            except (RunError, OSError):
+                continue
+            info.archived = sub == ARCHIVE_DIR
+            out.append(info)
+    out.sort(key=_newest, reverse=True)
+    return out
+
+
+def find_stored(ref: str, root: str | Path) -> RunInfo:
+    """A run in the trash or the archive by its folder name or a unique prefix of it
+    (RunError, one line, when none or several match)."""
+    if not ref or _is_path_ref(ref) or "\0" in ref:
+        raise RunError("give the id (or a unique prefix) of a run in the trash or the archive")
+    found = [r for sub in (TRASH_DIR, ARCHIVE_DIR) for r in stored_runs(root, sub)]
+    exact = [r for r in found if r.path.name == ref]
+    matches = exact or [r for r in found if r.path.name.startswith(ref)]
+    if not matches:
+        raise RunError(f"no run '{ref}' in {Path(root) / TRASH_DIR} or {Path(root) / ARCHIVE_DIR}")
+    if len(matches) > 1:
+        names = ", ".join(f"{r.path.parent.name}/{r.path.name}" for r in matches[:5])
+        raise RunError(f"'{ref}' matches {len(matches)} runs ({names}): give more of the id")
+    return matches[0]
+
+
+def restore_run(info: RunInfo, root: str | Path) -> Path:
+    """Move a run from ``root/.trash/`` or ``root/archive/`` back into ``root`` (RunError
+    when it is not in either, or a run of that name is there already)."""
+    root = Path(root)
+    where = _in_store(info, root)
+    if where not in (TRASH_DIR, ARCHIVE_DIR):
+        raise RunError(f"run {info.id} is not in {root / TRASH_DIR} or {root / ARCHIVE_DIR}")
+    dest = root / info.path.name
+    if dest.exists():
+        raise RunError(f"{dest} already exists: a run of that name is in the runs folder")
+    os.rename(info.path, dest)
+    return dest

@@ -127,6 +127,34 @@ class RunMeta:
     slurm_job_id: str | None = _field("the SLURM job running the engine (what `slr stop` cancels)")
 
 
+# --------------------------------------------------------------------------- notes.json
+
+#: RUN/notes.json: the run's tags and note. People's tools write it (`slr tag`, `slr note`,
+#: the runs screen), never the engine: the engine rewrites run.json all through a run
+#: (read, merge, rename), so a field another process wrote into run.json between the
+#: engine's read and its rename would be lost; a file of its own is never rewritten by it.
+NOTES_JSON = "notes.json"
+#: the run store's folders that are not runs: deleted runs (``slr rm``, kept until emptied
+#: by hand) and archived ones (``slr archive``); run listings leave both out unless asked
+TRASH_DIR = ".trash"
+ARCHIVE_DIR = "archive"
+
+
+@dataclass(frozen=True)
+class RunNotes:
+    """notes.json: labels and free text a person gave the run (written atomically, under a
+    lock on the run folder, by :func:`engine.runs.update_notes`)."""
+
+    tags: list[str] | None = _field("short labels (baseline, ablation-3): letters, digits, ._-")
+    note: str | None = _field("free text about the run")
+    updated_at: float | None = _field("when notes.json was last written (Unix seconds)")
+
+
+def check_notes(fields: Mapping[str, Any]) -> None:
+    """notes.json fields a writer is about to record."""
+    check(RunNotes, fields, "notes.json")
+
+
 # --------------------------------------------------------------------------- a split's figures
 
 
@@ -300,6 +328,15 @@ class SystemRow:
     )
     proc_peak_mem_mb: float | None = _field("peak CUDA memory this run's process allocated, MiB")
     error: str | None = _field("why there is no reading (no NVIDIA GPU/driver: ...)")
+    # the host and the engine process (psutil; null where it cannot tell)
+    cpu_percent: float | None = _field("whole-machine CPU use since the previous sample, 0-100")
+    ram_used_mb: float | None = _field("machine memory in use (total - available), MiB")
+    ram_total_mb: float | None = _field("machine memory, MiB")
+    proc_cpu_percent: float | None = _field(
+        "the engine process's CPU use since the previous sample, % of one core (can pass 100)"
+    )
+    proc_rss_mb: float | None = _field("the engine process's resident memory, MiB")
+    disk_free_gb: float | None = _field("free space on the run folder's filesystem, GiB")
 
 
 # --------------------------------------------------------------------------- field specs
@@ -350,6 +387,19 @@ def keys(record: type, *names: str) -> tuple[str, ...]:
     if unknown:
         raise SchemaError(f"{record.__name__} has no key {', '.join(unknown)}")
     return names or tuple(known)
+
+
+#: the host fields of a system.jsonl row: what engine.telemetry samples beside the GPUs and
+#: the TUI's system panel shows
+SYSTEM_HOST_KEYS = keys(
+    SystemRow,
+    "cpu_percent",
+    "ram_used_mb",
+    "ram_total_mb",
+    "proc_cpu_percent",
+    "proc_rss_mb",
+    "disk_free_gb",
+)
 
 
 def keys_of_type(record: type, *types: str) -> tuple[str, ...]:

@@ -38,7 +38,11 @@ class SlrApp(App):
     ENABLE_COMMAND_PALETTE = False
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]
-    BINDINGS = [Binding("ctrl+q", "quit", "quit", show=False, priority=True)]
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "quit", show=False, priority=True),
+        # every screen's keys (screens/help.py); hidden: the footers stay as they were
+        Binding("question_mark", "help", "keys (help)", show=False),
+    ]
 
     def __init__(
         self,
@@ -82,6 +86,15 @@ class SlrApp(App):
         self.set_timer(1.0, self._warm_up)
         if self.settings_error:
             self.notify(self.settings_error + " (using defaults)", severity="error", timeout=8)
+
+    def action_help(self) -> None:
+        """``?``: the keys of the screen on top (``?`` again closes the list)."""
+        from slr_tui.screens.help import HelpScreen
+
+        if isinstance(self.screen, HelpScreen):
+            self.screen.dismiss(None)
+            return
+        self.push_screen(HelpScreen(self.screen))
 
     # ------------------------------------------------------------------ shared services
 

@@ -164,6 +164,9 @@ def runs_table(items: list[runs.RunInfo]) -> Table:
             justify="right" if col in ("epoch", best_col, "duration") else "left",
             no_wrap=col in ("id", "status"),
         )
+    tagged = any(r.tags for r in items)  # notes.json (slr tag): a column only when used
+    if tagged:
+        t.add_column("tags")
     unreadable = []
     for r in items:
         epoch = f"{r.epoch}/{r.max_epochs}" if r.max_epochs else str(r.epoch)
@@ -179,6 +182,7 @@ def runs_table(items: list[runs.RunInfo]) -> Table:
             best_text(best, figure, labelled),
             when(r.started),
             runs.format_duration(r.duration_s),
+            *([" ".join(r.tags)] if tagged else []),
         )
     if unreadable:  # each bad run is its own row; why it is unreadable goes underneath
         t.caption = "\n".join(f"unreadable: {u}" for u in unreadable)

@@ -111,7 +111,7 @@ def _real_nvml_available() -> bool:
 @pytest.mark.skipif(_real_nvml_available(), reason="this machine has an NVIDIA GPU")
 def test_no_gpu_here_writes_one_error_line(tmp_path: Path) -> None:
     path = tmp_path / "system.jsonl"
-    s = GpuSampler(path, interval_s=0.05).start()
+    s = GpuSampler(path, interval_s=0.05, host=False).start()
     _wait_until(lambda: not s.running)
     s.stop()
     s.stop()  # idempotent
@@ -127,7 +127,7 @@ def test_no_gpu_here_writes_one_error_line(tmp_path: Path) -> None:
 def test_pynvml_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", None)  # import pynvml -> ImportError
     path = tmp_path / "sys" / "system.jsonl"  # parent made on demand
-    with GpuSampler(path, interval_s=0.05) as s:
+    with GpuSampler(path, interval_s=0.05, host=False) as s:
         _wait_until(lambda: not s.running)
     lines = _lines(path)
     assert len(lines) == 1 and "pynvml" in lines[0]["error"]
@@ -138,7 +138,7 @@ def test_driver_not_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     fake = _fake_nvml(init_error="Driver Not Loaded")
     monkeypatch.setitem(sys.modules, "pynvml", fake)
     path = tmp_path / "system.jsonl"
-    with GpuSampler(path, interval_s=0.05) as s:
+    with GpuSampler(path, interval_s=0.05, host=False) as s:
         _wait_until(lambda: not s.running)
     time.sleep(0.1)
     lines = _lines(path)
@@ -168,7 +168,7 @@ def test_fake_gpus_samples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     ts = [r["t"] for r in lines]
     assert ts == sorted(ts)
     for rec in lines:
-        assert set(rec) == {"t", "gpus", "proc_peak_mem_mb"}
+        assert set(rec) == {"t", "gpus", "proc_peak_mem_mb", *telemetry.HOST_KEYS}
         assert rec["proc_peak_mem_mb"] == 512.0
         g0, g1 = rec["gpus"]
         assert g0 == {
@@ -256,3 +256,62 @@ def test_real_gpu_sample(tmp_path: Path) -> None:
         "util_pct",
         "power_w",
     }
+
+
+# --------------------------------------------------------------------------- host figures
+
+
+def test_host_fields_without_a_gpu_keep_coming(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No NVML: the sampler keeps writing the machine's and the process's figures (with the
+    no-GPU line in every row), checked against the schema by the run folder's writer."""
+    from engine import runs
+    from engine.schema import SystemRow, specs
+
+    monkeypatch.setitem(sys.modules, "pynvml", _fake_nvml(init_error="Driver Not Loaded"))
+    path = tmp_path / "system.jsonl"
+    ballast = bytearray(64 * MIB)  # this process holds at least 64 MiB resident
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    s = GpuSampler(path, interval_s=0.05).start()
+    t0 = time.process_time()
+    while time.process_time() - t0 < 0.3:  # burn CPU so the process figure is above zero
+        sum(i * i for i in range(1000))
+    _wait_until(lambda: s.samples >= 3)
+    assert s.running  # not ended by the missing GPU
+    s.stop()
+    rows = runs.read_jsonl(path)
+    assert len(rows) == len(_lines(path)) >= 4
+    known = set(specs(SystemRow))
+    for r in rows:
+        assert set(r) <= known
+        assert r["gpus"] == [] and r["error"] == "no NVIDIA GPU/driver: Driver Not Loaded"
+        assert 0 <= r["cpu_percent"] <= 100
+        assert 0 < r["ram_used_mb"] < r["ram_total_mb"]
+        assert r["proc_rss_mb"] >= 64
+        assert r["disk_free_gb"] > 0
+    import shutil as _sh
+
+    free = _sh.disk_usage(tmp_path).free / 1024**3
+    assert rows[-1]["disk_free_gb"] == pytest.approx(free, rel=0.05)
+    assert max(r["proc_cpu_percent"] for r in rows) > 0
+    del ballast
+
+
+def test_host_reader_without_psutil(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psutil", None)
+    got = telemetry.HostReader(tmp_path).read()
+    assert set(got) == set(telemetry.HOST_KEYS)
+    assert [got[k] for k in telemetry.HOST_KEYS[:5]] == [None] * 5
+    assert got["disk_free_gb"] > 0  # shutil, not psutil
+    assert telemetry.HostReader(tmp_path / "missing").read()["disk_free_gb"] is None
+
+
+def test_host_fields_with_fake_gpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", _fake_nvml(count=1))
+    path = tmp_path / "system.jsonl"
+    with GpuSampler(path, interval_s=10.0):
+        pass
+    rows = _lines(path)
+    assert len(rows) == 2 and all(len(r["gpus"]) == 1 and "error" not in r for r in rows)
+    assert all(r["ram_total_mb"] > 0 and r["proc_rss_mb"] > 0 for r in rows)

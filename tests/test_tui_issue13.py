@@ -259,6 +259,16 @@ async def _settle(pilot) -> None:
         await until(
             pilot, lambda p=plot: p._cache_key is not None and p._cache_key[0] == p._version
         )
+    # a table may still be scrolling to its last row: wait until every scroll offset is still
+    from textual.widgets import DataTable
+
+    before = None
+    for _ in range(40):
+        now = tuple((t.scroll_x, t.scroll_y) for t in app.screen.query(DataTable))
+        if now == before:
+            break
+        before = now
+        await pilot.pause(0.05)
     await pilot.pause(0.1)
 
 
@@ -279,6 +289,10 @@ def test_snapshot_live_binary(fx, snap_compare, size):
 
 def test_snapshot_live_ctc_narrow(fx, snap_compare):
     assert _live_snapshot(snap_compare, write_ctc_run(Path("runs")), (80, 24))
+
+
+def test_snapshot_live_ctc_wide(fx, snap_compare):
+    assert _live_snapshot(snap_compare, write_ctc_run(Path("runs")), (200, 60))
 
 
 @pytest.mark.parametrize("size", [(80, 24), (200, 60)])

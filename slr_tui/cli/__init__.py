@@ -4,7 +4,8 @@ renders the files they write; it never imports torch itself.
 
 One module per group of commands: :mod:`.run` (run, sweep, stop), :mod:`.browse` (runs,
 show, compare, thresholds), :mod:`.predict`, :mod:`.export` (ONNX), :mod:`.metrics`
-(check-metrics), :mod:`.data` (data check, extract), :mod:`.presets`, :mod:`.tui`; the
+(check-metrics), :mod:`.manage` (tag, note, rm, archive, restore), :mod:`.data` (data
+check, extract), :mod:`.presets`, :mod:`.tui`; the
 options they share are declared in :mod:`.options`, the consoles and the one-line error
 exit are in :mod:`.render`.
 """
@@ -16,7 +17,7 @@ import sys
 import typer
 
 from engine import runs
-from slr_tui.cli import browse, data, export, metrics, predict, presets, run, tui
+from slr_tui.cli import browse, data, export, manage, metrics, predict, presets, run, tui
 from slr_tui.cli import evaluate as eval_cli
 from slr_tui.cli import report as report_cli
 from slr_tui.cli.render import console, err_console
@@ -45,6 +46,13 @@ app.command("eval", rich_help_panel=RUNS)(eval_cli.evaluate)
 app.command(rich_help_panel=RUNS)(predict.predict)
 app.command(rich_help_panel=RUNS)(export.export)
 app.command("check-metrics", rich_help_panel=RUNS)(metrics.check_metrics)
+MANAGE = "Manage runs"
+# -TAG is an argument of `slr tag`, not an option
+app.command(rich_help_panel=MANAGE, context_settings={"ignore_unknown_options": True})(manage.tag)
+app.command(rich_help_panel=MANAGE)(manage.note)
+app.command(rich_help_panel=MANAGE)(manage.rm)
+app.command(rich_help_panel=MANAGE)(manage.archive)
+app.command(rich_help_panel=MANAGE)(manage.restore)
 app.add_typer(data.app, name="data", rich_help_panel=DATA)
 app.command(rich_help_panel=DATA)(data.extract)
 app.command(rich_help_panel="Interactive")(tui.tui)

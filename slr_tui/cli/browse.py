@@ -7,6 +7,7 @@ import json
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.panel import Panel
 
 from engine import runs
@@ -17,23 +18,72 @@ from slr_tui.cli.render import console, fail
 MIN_THRESHOLD_STEP = 0.001  # 1001 thresholds at most
 
 
-def list_runs(runs_dir: RunsDirOpt = None, as_json: JsonOpt = False) -> None:
-    """List runs, newest first."""
+def list_runs(
+    runs_dir: RunsDirOpt = None,
+    as_json: JsonOpt = False,
+    filter_text: Annotated[
+        str | None,
+        typer.Option(
+            "--filter",
+            "-f",
+            metavar="EXPR",
+            help="Keep runs that match every term: text, tag:T, preset:wlasl*, status:S, "
+            "model:M, val_acc>0.5, test_acc>=0.8, epoch<10, !TERM, archived "
+            "(as `/` on the runs screen).",
+        ),
+    ] = None,
+    archived: Annotated[
+        bool, typer.Option("--archived", help="Also list archived runs (RUNS/archive/).")
+    ] = False,
+) -> None:
+    """List runs, newest first (archived and deleted runs left out).
+
+    --filter takes the runs screen's filter: plain words match the id, status, preset,
+    dataset or tags; KEY:PATTERN matches with wildcards; NAME>NUMBER compares a figure."""
+    from slr_tui import filters
+
+    try:
+        flt = filters.parse(filter_text or "")
+    except filters.FilterError as exc:
+        raise fail(f"--filter: {exc}") from None
     root = runs_root(runs_dir)
-    items = runs.list_runs(root)
+    items = runs.list_runs(root, archived=archived or bool(flt and flt.wants_archived))
+    if flt is not None:
+        items = [r for r in items if flt(_filter_fields(r, filters))]
     if as_json:
         typer.echo(
             json.dumps(
-                [{**r.meta, "status": r.status, "path": str(r.path)} for r in items],
+                [
+                    {**r.meta, "status": r.status, "path": str(r.path), "tags": r.tags}
+                    for r in items
+                ],
                 indent=2,
                 default=str,
             )
         )
         return
     if not items:
+        if flt is not None:
+            console.print(f"no run under {root} matches '{filter_text}'", highlight=False)
+            return
         console.print(f"no runs under {root} (start one with `slr run --preset demo`)")
         return
     console.print(tables.runs_table(items))
+
+
+def _filter_fields(r: runs.RunInfo, filters) -> dict:
+    """What the filter reads of a run (its config.json only for lr, batch and model)."""
+    notes = r.notes if r.notes is not None else runs.read_notes(r.path)
+    row = filters.run_fields(
+        r.meta,
+        status=r.status,
+        config=r.config(),
+        tags=notes["tags"],
+        note=notes["note"],
+        duration=r.duration_s,
+    )
+    row["archived"] = r.archived
+    return row
 
 
 def show(
@@ -65,7 +115,13 @@ def show(
         f"epoch       {r.epoch}/{r.max_epochs}    best {monitor} {tables.fmt(r.best_metric, tables.figure_digits(monitor))} (epoch {m.get('best_epoch', '-')})",
         f"started     {tables.when(r.started)}    duration {runs.format_duration(r.duration_s)}    device {m.get('device', '-')} x{m.get('world_size', 1)}",
         f"folder      {r.path}",
+        f"again       {_rerun(r)}",
     ]
+    notes = runs.read_notes(r.path)
+    if notes["tags"]:
+        lines.append(f"tags        {' '.join(notes['tags'])}")
+    if notes["note"]:
+        lines.append(f"note        {escape(notes['note'])}")
     if m.get("error"):
         lines.append(f"[red]error       {m['error']}[/]")
     console.print(Panel("\n".join(lines), title=r.id, expand=False))
@@ -109,6 +165,16 @@ def show(
             f"picked threshold: {picked['threshold']:.2f} ({picked.get('rule', 'manual')})"
         )
     _show_eval_folders(r)
+
+
+def _rerun(r: runs.RunInfo) -> str:
+    """The command line that trains the run's config again (--runs-dir when not default)."""
+    from slr_tui.filters import rerun_command
+
+    root = r.path.parent  # where the run is (an explicit path may be outside the store)
+    if root.name in (runs.ARCHIVE_DIR, runs.TRASH_DIR):
+        root = root.parent
+    return escape(rerun_command(r.path, root, runs_root(None)))
 
 
 def _show_eval_folders(r: runs.RunInfo) -> None:

@@ -7,6 +7,17 @@ instead of the per-class and confusion tabs; thresholds are not offered for it.
 A finished run opens the same way and costs nothing once shown: polling (every
 ``app.live_poll_s`` s, never overlapping) runs only while the run is active and this
 screen is on top.
+
+Plot keys (not in the footer; the ``?`` screen lists them): ``m`` picks the metrics of the
+selected plot (any numeric key of metrics.jsonl), ``[``/``]`` select the plot, ``p`` a
+grid of plots (2x2 when the terminal is big enough, one at a time at 80x24), ``-``/``+``
+the EMA smoothing, ``l`` a log y axis, ``x`` the x axis (epoch, step, wall time), ``z``
+the last N epochs. The two plots the screen opens with keep their classic look until one
+of those changes them; every other plot has its legend on a line of its own and a mark per
+curve. ``y`` shows the system panel (host CPU/RAM/disk, the engine process, GPU history;
+on by itself for a run whose system.jsonl has host figures). ``e`` evaluates a run that
+ended without eval/ (stopped, pruned, failed after training started) on its own data into
+``eval-rescore/`` (as ``slr eval RUN``), which the per-class views then show.
 """
 
 from __future__ import annotations
@@ -22,7 +33,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
@@ -32,17 +43,22 @@ from engine import runs
 from engine.runs import JsonlTail, TextTail, format_duration
 from slr_tui.screens._common import epoch_text, fmt, on_top, status_text
 from slr_tui.tables import figure_digits, grouped_table
-from slr_tui.widgets._series import RunSeries, read_initial
+from slr_tui.widgets._series import CURVES, RunSeries, ema, read_initial
 from slr_tui.widgets.class_bars import ClassBars
 from slr_tui.widgets.gpu_panel import GpuPanel
 from slr_tui.widgets.heatmap import ConfusionHeatmap
 from slr_tui.widgets.log_tail import LogTail
 from slr_tui.widgets.metric_plot import Curve, MetricPlot
 from slr_tui.widgets.sortable_table import Col, SortableTable
+from slr_tui.widgets.system_panel import SystemHistory, SystemPanel, initial_rows
 
 NVML_EVERY_S = 1.0
 LOG_LINES = 1000
-SYSTEM_TAIL_BYTES = 256 * 1024
+SMOOTHING = (0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.99)  # EMA factors the -/+ keys step through
+ZOOMS = (None, 20, 10, 5)  # z: all epochs, then the last N
+AXIS_LABELS = {"epoch": "epoch", "step": "step", "time": "time"}
+GRID_PLOTS = 4
+RESCORE = "eval-rescore"  # what the e key writes (slr eval RUN: the run's own data)
 
 
 def _f3(v: Any) -> str:
@@ -148,6 +164,12 @@ CONFUSED_COLS = [
 ]
 
 
+def _magnitude(ys: Any) -> float:
+    """A curve's typical size (mean absolute value of its last 50 points)."""
+    tail = [abs(y) for y in list(ys[-50:])]
+    return sum(tail) / len(tail) if tail else 0.0
+
+
 def report_in_thread(paths: list[Path], out: Path) -> tuple[str, str]:
     """Write the report of ``paths`` into ``out`` (a worker thread's job): the line to
     notify and its severity; never raises."""
@@ -180,6 +202,18 @@ class LiveRunScreen(Screen):
         # per-class and confused tabs: bar chart / heatmap instead of the table
         Binding("g", "toggle_charts", "chart/table", show=False),
         Binding("R", "report", "report", show=False),  # slr report into RUN/report/
+        # plots (see the module docstring); not in the footer, listed by the ? screen
+        Binding("m", "pick_metrics", "choose the selected plot's metrics", show=False),
+        Binding("p", "toggle_grid", "plot grid on/off", show=False),
+        Binding("left_square_bracket", "select_plot(-1)", "select the previous plot", show=False),
+        Binding("right_square_bracket", "select_plot(1)", "select the next plot", show=False),
+        Binding("minus", "smooth(-1)", "less smoothing (EMA)", show=False),
+        Binding("plus,equals_sign", "smooth(1)", "more smoothing (EMA)", show=False),
+        Binding("l", "toggle_log", "log y axis of the selected plot", show=False),
+        Binding("x", "next_axis", "x axis: epoch / step / wall time", show=False),
+        Binding("z", "zoom", "zoom: all / last 20 / 10 / 5 epochs", show=False),
+        Binding("y", "toggle_system", "system panel (CPU, RAM, disk, GPU history)", show=False),
+        Binding("e", "evaluate", "evaluate a run without eval/ into eval-rescore/", show=False),
     ]
 
     class Loaded(Message):
@@ -197,10 +231,15 @@ class LiveRunScreen(Screen):
             super().__init__()
             self.data = data
 
+    class EvalProgress(Message):
+        def __init__(self, text: str | None, done: bool = False, error: str | None = None):
+            super().__init__()
+            self.text, self.done, self.error = text, done, error
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """--read-only: the keys that would start, stop or write something are off (and
         left out of the footer)."""
-        if action in ("stop", "report") and getattr(self.app, "read_only", False):
+        if action in ("stop", "report", "evaluate") and getattr(self.app, "read_only", False):
             return False
         if action == "toggle_charts":
             return not self.translation
@@ -246,9 +285,25 @@ class LiveRunScreen(Screen):
         self._gpu_live = False
         # readers: used only from this screen's worker threads, one at a time
         self._metrics_tail = JsonlTail(self.path / runs.METRICS)
-        self._system_tail = JsonlTail(self.path / runs.SYSTEM, from_end=SYSTEM_TAIL_BYTES)
+        self._system_tail = JsonlTail(self.path / runs.SYSTEM)  # first read: initial_rows
         self._log_tail = TextTail(self.path / runs.LOG)
         self._last_sys: dict[str, Any] | None = None
+        self.sys_history = SystemHistory()  # filled and shown on the UI thread
+        self._sys_started = False  # the first read of system.jsonl was made
+        self.sys_shown: bool | None = None  # y: on/off; None: on when host figures exist
+        # plots: the view, the shared settings, and what each plot shows
+        self.grid = False  # p: the grid of plots instead of the two classic ones
+        self.smooth_i = 0  # index into SMOOTHING
+        self.axis = "epoch"
+        self.zoom_i = 0  # index into ZOOMS
+        self.sel = 0  # the selected plot (of the view shown)
+        self._sel_shown = False  # the selection is marked once a plot key was used
+        self.classic_keys: list[list[str] | None] = [None, None]  # None: the classic curves
+        self.classic_log: list[bool] = [False, False]
+        self.grid_specs: list[dict[str, Any]] = []  # {"keys": [...], "log": None|bool}
+        self._ema_cache: dict[tuple[int, float], list[float]] = {}
+        self.eval_dir: Path | None = None  # eval/, else eval-rescore/ (the e key's)
+        self.evaluating: str | None = None  # the e key's progress line while it runs
         self.log_lines: deque[str] = deque(maxlen=LOG_LINES)
 
     # ------------------------------------------------------------------ layout
@@ -265,7 +320,9 @@ class LiveRunScreen(Screen):
                 empty="accuracy: waiting for the first epoch",
                 id="acc-plot",
             )
+            yield Grid(id="plot-grid")  # p: filled when first shown
             with Vertical(id="gpu-box"):
+                yield SystemPanel(id="sys")
                 yield GpuPanel(warn_c=self.app.settings.gpu_temp_warn_c, id="gpu")
         with TabbedContent(id="live-tabs", initial="epochs"):
             with TabPane("epochs", id="epochs"):
@@ -278,6 +335,8 @@ class LiveRunScreen(Screen):
 
     def on_resize(self) -> None:
         self._render_status()
+        if self.grid:
+            self._layout_grid()
 
     def on_mount(self) -> None:
         self.query_one("#gpu-box").border_title = "GPU"
@@ -307,7 +366,7 @@ class LiveRunScreen(Screen):
                 series.translation or info.translation or runs.translation_config(cfg)
             )
             data.update(self._read_side(info.status, data["meta"]))
-            data["has_eval"] = (self.path / runs.EVAL_DIR / "report.json").is_file()
+            data["has_eval"] = self._find_eval() is not None
         except Exception as exc:  # noqa: BLE001 - a reader must never take the screen down
             text = str(exc) if isinstance(exc, runs.RunError) else f"cannot read: {exc}"
             data = {"error": text}
@@ -329,15 +388,20 @@ class LiveRunScreen(Screen):
             data.update(self._read_side(data["status"], data["meta"]))
         except Exception:  # noqa: BLE001
             data.setdefault("rows", [])
-        data["has_eval"] = (self.path / runs.EVAL_DIR / "report.json").is_file()
+        data["has_eval"] = self._find_eval() is not None
         self.post_message(self.Polled(data))
 
     def _read_side(self, status: str, meta: dict[str, Any]) -> dict[str, Any]:
         """New log lines, the last system sample, and a live NVML reading when due."""
         out: dict[str, Any] = {"log": self._log_tail.read_new()}
-        rows = self._system_tail.read_new()
+        if not self._sys_started:
+            self._sys_started = self._system_tail.path.exists()
+            rows = initial_rows(self._system_tail.read_chunk())  # spread over a long file
+        else:
+            rows = self._system_tail.read_new()
         if rows:
             self._last_sys = rows[-1]
+        out["sys_rows"] = rows  # into sys_history on the UI thread (the panel reads it)
         out["sys"] = self._last_sys
         local = meta.get("host") in (None, runs.hostname())
         if status in runs.ACTIVE and local and time.monotonic() - self._nvml_at >= NVML_EVERY_S:
@@ -360,8 +424,8 @@ class LiveRunScreen(Screen):
         from engine import evaluate  # numpy + scikit-learn, no torch
         from slr_tui.report.confusion import confusion_counts
 
-        eval_dir = self.path / runs.EVAL_DIR
-        data: dict[str, Any] = {"per_class": {}, "confused": {}, "splits": []}
+        eval_dir = self._find_eval() or self.path / runs.EVAL_DIR
+        data: dict[str, Any] = {"per_class": {}, "confused": {}, "splits": [], "dir": eval_dir}
         try:
             splits = evaluate.prediction_splits(eval_dir)
         except (OSError, ValueError):
@@ -445,9 +509,20 @@ class LiveRunScreen(Screen):
             self.notify(f"run {self.meta.get('id', self.path.name)}: {self.status}")
         self._schedule(final=ended)
 
+    def _find_eval(self) -> Path | None:
+        """eval/ when it has a report, else eval-rescore/ (the e key's, ``slr eval RUN``)."""
+        for name in (runs.EVAL_DIR, RESCORE):
+            if (self.path / name / "report.json").is_file():
+                return self.path / name
+        return None
+
     def on_live_run_screen_eval_loaded(self, msg: EvalLoaded) -> None:
+        hinted = self.eval_hint() is not None
         self.eval = msg.data
         self.eval_loaded = True
+        self.eval_dir = msg.data.get("dir")
+        if hinted:  # the "press e" hint goes
+            self._render_status()
         splits = msg.data["splits"]
         if self.split not in splits and splits:
             self.split = "test" if "test" in splits else splits[0]
@@ -491,6 +566,9 @@ class LiveRunScreen(Screen):
     # ------------------------------------------------------------------ rendering
 
     def _apply_side(self, d: dict[str, Any]) -> None:
+        if d.get("sys_rows"):
+            self.sys_history.add_rows(d["sys_rows"])
+        self._show_system()
         if d.get("log"):
             self.log_lines.extend(d["log"])
             if self.query("#log-tail"):
@@ -550,38 +628,246 @@ class LiveRunScreen(Screen):
         self.refresh_bindings()
         self._empty_texts()
 
-    def _refresh_metrics(self, all_epochs: bool = False) -> None:
-        s = self.series
-        spe = self.meta.get("steps_per_epoch")
-        tx, ty, tscale = s.curve("train_loss", spe)
-        vx, vy, _ = s.curve("val_loss")
-        if self.ctc:  # CTC (tens) and NLL (about 1) on one axis would flatten val
-            loss = [
-                Curve("train CTC", tx, ty, xscale=tscale),
-                Curve("val NLL", vx, vy, yside="right"),
-            ]
-        else:
-            loss = [Curve("train", tx, ty, xscale=tscale), Curve("val", vx, vy)]
-        self.query_one("#loss-plot", MetricPlot).set_curves(loss)
+    # ------------------------------------------------------------------ plots
+
+    def _draw_plots(self) -> None:
+        """Every plot shown: the classic two (as they always looked while their settings
+        are the defaults) or the grid's."""
+        if self.grid:
+            for i, plot in self._grid_visible():
+                spec = self.grid_specs[i]
+                self._draw_generic(plot, spec["keys"], spec["log"], self._grid_title(i), i)
+            return
+        plots = (self.query_one("#loss-plot", MetricPlot), self.query_one("#acc-plot", MetricPlot))
+        for i, plot in enumerate(plots):
+            if self._classic_default(i):
+                plot.set_style(False, False)
+                mark = "▸ " if self._sel_shown and self.sel == i else ""
+                plot.plot_title = mark + self._classic_title(i)
+                plot.xlabel = "epoch"
+                self._draw_classic(i, plot)
+            else:
+                keys = self.classic_keys[i] or self._classic_curves(i)
+                labels = self._classic_labels(i) if self.classic_keys[i] is None else None
+                self._draw_generic(
+                    plot, keys, self.classic_log[i], self._classic_title(i), i, labels
+                )
+
+    def _classic_default(self, i: int) -> bool:
+        """Whether classic plot ``i`` is as the screen opens it (drawn the classic way)."""
+        return (
+            self.smooth_i == 0
+            and self.axis == "epoch"
+            and self.zoom_i == 0
+            and not self.classic_log[i]
+            and self.classic_keys[i] is None
+        )
+
+    def _classic_title(self, i: int) -> str:
+        if i == 0:
+            return "loss: CTC | NLL" if self.ctc else "loss"
         if self.translation:
+            return "BLEU / chrF"
+        if self.second == "val_top5":
+            return "accuracy"
+        return "accuracy / " + SECOND_FIGURES[self.second][1]
+
+    def _classic_curves(self, i: int) -> list[str]:
+        if i == 0:
+            return ["train_loss", "val_loss"]
+        if self.translation:
+            return ["val_bleu4", "val_chrf"]
+        return ["val_acc", self.second]
+
+    def _classic_labels(self, i: int) -> dict[str, str]:
+        """The classic plots' legend names (kept when they are restyled)."""
+        if i == 0:
+            if self.ctc:
+                return {"train_loss": "train CTC", "val_loss": "val NLL"}
+            return {"train_loss": "train", "val_loss": "val"}
+        if self.translation:
+            return {"val_bleu4": "val BLEU-4", "val_chrf": "val chrF"}
+        return {"val_acc": "val acc", self.second: SECOND_FIGURES[self.second][0]}
+
+    def _draw_classic(self, i: int, plot: MetricPlot) -> None:
+        """Classic plot ``i`` as the screen always drew it."""
+        s = self.series
+        if i == 0:
+            tx, ty, tscale = s.curve("train_loss", self.meta.get("steps_per_epoch"))
+            vx, vy, _ = s.curve("val_loss")
+            if self.ctc:  # CTC (tens) and NLL (about 1) on one axis would flatten val
+                loss = [
+                    Curve("train CTC", tx, ty, xscale=tscale),
+                    Curve("val NLL", vx, vy, yside="right"),
+                ]
+            else:
+                loss = [Curve("train", tx, ty, xscale=tscale), Curve("val", vx, vy)]
+            plot.set_curves(loss)
+        elif self.translation:
             bx, by, _ = s.curve("val_bleu4")
             cx, cy, _ = s.curve("val_chrf")
-            self.query_one("#acc-plot", MetricPlot).set_curves(
+            plot.set_curves(
                 [
                     Curve("val BLEU-4", bx, by, color="green+"),
                     Curve("val chrF", cx, cy, color="yellow+"),
                 ]
             )
-            self._show_translations()
         else:
             ax, ay, _ = s.curve("val_acc")
             kx, ky, _ = s.curve(self.second)
-            self.query_one("#acc-plot", MetricPlot).set_curves(
+            plot.set_curves(
                 [
                     Curve("val acc", ax, ay, color="green+"),
                     Curve(SECOND_FIGURES[self.second][0], kx, ky, color="yellow+"),
                 ]
             )
+
+    def _smoothed(self, ys: Any, alpha: float) -> list[float]:
+        """EMA of ``ys``; the step columns' (which only grow) extended, not recomputed."""
+        s = self.series
+        if ys is s.step_loss or ys is s.step_lr:
+            key = (id(ys), alpha)
+            done = self._ema_cache.get(key)
+            if done is not None and len(done) > len(ys):
+                done = None
+            out = ema(ys, alpha, done)
+            self._ema_cache[key] = out
+            return out
+        return ema(ys, alpha)
+
+    def plot_curves(self, keys: list[str], labels: dict[str, str] | None = None) -> list[Curve]:
+        """The curves of ``keys`` with the screen's x axis, zoom and smoothing (``labels``:
+        the legend's names for some of them)."""
+        s = self.series
+        spe = self.meta.get("steps_per_epoch")
+        alpha = SMOOTHING[self.smooth_i]
+        last_n = ZOOMS[self.zoom_i]
+        curves: list[Curve] = []
+        for k in keys:
+            xs, ys, scale, off = s.points(k, self.axis, spe)
+            if alpha:
+                ys = self._smoothed(ys, alpha)
+            if last_n:
+                zx, _zy, scale, off = s.points(k, self.axis, spe, last_n)
+                cut = len(xs) - len(zx)
+                xs, ys = zx, ys[cut:]
+            if labels and k in labels:
+                label = labels[k]
+            else:
+                label = CURVES.get(k, k)
+                if s.in_steps(k) and k in ("train_loss", "lr") and len(keys) > 1:
+                    label += " (steps)"
+            curves.append(Curve(label, xs, ys, xscale=scale, xoffset=off))
+        # a curve on another scale (10x and more) gets the right axis (CTC vs NLL losses)
+        mags = [_magnitude(c.ys) for c in curves]
+        if len(curves) >= 2 and mags[0]:
+            for c, m in zip(curves[1:], mags[1:], strict=True):
+                if m and (m / mags[0] > 10 or mags[0] / m > 10):
+                    c.yside = "right"
+        return curves
+
+    def _draw_generic(
+        self,
+        plot: MetricPlot,
+        keys: list[str],
+        log: bool | None,
+        base: str,
+        i: int,
+        labels: dict[str, str] | None = None,
+    ) -> None:
+        curves = self.plot_curves(keys, labels)
+        positive = all(all(y > 0 for y in c.ys) for c in curves if len(c.ys))
+        asked = log is not None
+        if log is None:  # the default: log for losses and lr when every value is > 0
+            log = all(k == "lr" or k.endswith("loss") for k in keys)
+        ylog = bool(log) and positive and any(len(c.ys) for c in curves)
+        if ylog:
+            for c in curves:
+                c.yside = "left"
+        parts = [base]
+        if log and asked and not positive:
+            parts.append("log n/a (values <= 0)")
+        elif ylog:
+            parts.append("log")
+        if SMOOTHING[self.smooth_i]:
+            parts.append(f"EMA {SMOOTHING[self.smooth_i]:g}")
+        if ZOOMS[self.zoom_i]:
+            parts.append(f"last {ZOOMS[self.zoom_i]} ep")
+        title = " · ".join(parts)
+        cols, rows = self.grid_shape()
+        if self.grid and cols * rows < len(self.grid_specs):  # one page of the grid shown
+            title = f"{i + 1}/{len(self.grid_specs)} " + title
+        elif self._sel_shown and i == self.sel:
+            title = "▸ " + title
+        if self.axis == "time":
+            plot.xlabel = f"time ({self.series.time_unit()[0]})"
+        else:
+            plot.xlabel = AXIS_LABELS[self.axis]
+        plot.plot_title = title
+        plot.set_style(True, ylog)
+        plot.set_curves(curves)
+
+    # ------------------------------------------------------------------ grid
+
+    def _default_grid(self) -> list[dict[str, Any]]:
+        if self.translation:
+            keys = [["train_loss", "val_loss"], ["val_bleu4", "val_chrf"], ["lr"], ["val_wer"]]
+        else:
+            keys = [["train_loss", "val_loss"], ["val_acc", self.second], ["lr"]]
+            keys.append(["val_blank_share"] if self.ctc else ["train_acc", "val_acc"])
+        return [{"keys": k, "log": None} for k in keys[:GRID_PLOTS]]
+
+    def _grid_title(self, i: int) -> str:
+        keys = self.grid_specs[i]["keys"]
+        if keys == ["train_loss", "val_loss"]:
+            return "loss"
+        return " / ".join(CURVES.get(k, k) for k in keys[:3]) + (" ..." if len(keys) > 3 else "")
+
+    def grid_shape(self) -> tuple[int, int]:
+        """(columns, rows) of the grid: 2x2 when there is room, one plot at 80x24."""
+        box = 24 if self.size.width < 110 else 30
+        w = (self.size.width or 80) - box
+        h = (self.size.height or 24) - 4
+        return (2 if w >= 90 else 1), (2 if h >= 30 else 1)
+
+    def _grid_visible(self) -> list[tuple[int, MetricPlot]]:
+        """The grid's plots on screen: the page of cols x rows that holds the selection."""
+        cols, rows = self.grid_shape()
+        per = cols * rows
+        first = (self.sel // per) * per
+        out = []
+        for plot in self.query("#plot-grid MetricPlot").results(MetricPlot):
+            k = int(str(plot.id).rsplit("-", 1)[1])
+            if first <= k < first + per:
+                out.append((k, plot))
+        return out
+
+    def _layout_grid(self) -> None:
+        grid = self.query_one("#plot-grid", Grid)
+        if not grid.children:
+            if not self.grid_specs:
+                self.grid_specs = self._default_grid()
+            grid.mount_all(
+                MetricPlot("", xlabel="epoch", empty="waiting for metrics", id=f"grid-plot-{k}")
+                for k in range(len(self.grid_specs))
+            )
+        cols, rows = self.grid_shape()
+        per = cols * rows
+        grid.styles.grid_size_columns = cols
+        grid.styles.grid_size_rows = rows
+        first = (self.sel // per) * per
+        for plot in grid.query(MetricPlot):
+            k = int(str(plot.id).rsplit("-", 1)[1])
+            plot.display = first <= k < first + per
+
+    def _n_plots(self) -> int:
+        return len(self.grid_specs) if self.grid else 2
+
+    def _refresh_metrics(self, all_epochs: bool = False) -> None:
+        s = self.series
+        self._draw_plots()
+        if self.translation:
+            self._show_translations()
         table = self.query_one("#epoch-table", SortableTable)
         at_end = table.cursor_row >= table.row_count - 1
         rows = []
@@ -672,7 +958,17 @@ class LiveRunScreen(Screen):
             )
         elif st == "unreadable":
             text.append(f"\nunreadable: {self.problem or 'run.json'}", style="bold magenta")
+        hint = self.evaluating or self.eval_hint()
+        if hint:
+            text.append(f"\n{hint}", style="bold cyan" if self.evaluating else "cyan")
         self.query_one("#live-status", Static).update(text)
+        if self.query("#per-class-note") and not self.eval_loaded:
+            self.query_one("#per-class-note", Static).update(self._no_eval_note())
+
+    def _no_eval_note(self) -> str:
+        if self.evaluating:
+            return self.evaluating
+        return self.eval_hint() or "no evaluation yet (eval/ is written when the run finishes)"
 
     def _eta(self, step: int, total: int | None, ep: int, max_ep: int | None) -> str:
         rate = self.series.rate_s_per_step()
@@ -697,11 +993,7 @@ class LiveRunScreen(Screen):
         elif name == "per-class":
             self._bars = ClassBars(id="class-bars")
             pane.mount(
-                Static(
-                    "no evaluation yet (eval/ is written when the run finishes)",
-                    id="per-class-note",
-                    classes="note",
-                ),
+                Static(self._no_eval_note(), id="per-class-note", classes="note"),
                 SortableTable(
                     PER_CLASS_COLS, row_key="class", sort_by="accuracy", id="per-class-table"
                 ),
@@ -783,8 +1075,11 @@ class LiveRunScreen(Screen):
         per_class = self.eval.get("per_class", {}).get(split, [])
         confused = self.eval.get("confused", {}).get(split, [])
         tabs = self.query_one(TabbedContent)
-        tabs.get_tab("per-class").label = f"per-class ({split})"
-        tabs.get_tab("confused").label = f"confused ({split})"
+        src = self.eval.get("dir")
+        other = src is not None and Path(src).name != runs.EVAL_DIR
+        tag = f"{split} · {Path(src).name.removeprefix('eval-')}" if other else split
+        tabs.get_tab("per-class").label = f"per-class ({tag})"
+        tabs.get_tab("confused").label = f"confused ({tag})"
         if self.query("#per-class-table"):
             self.query_one("#per-class-table", SortableTable).set_rows(per_class)
             if self._bars is not None:  # mounted with the pane (its scroll mounts it later)
@@ -798,6 +1093,8 @@ class LiveRunScreen(Screen):
             note = (
                 f"[b]{split}[/b]: {len(per_class)} classes, {n_bad} below 100%; worst first {how}"
             )
+            if other:
+                note = f"from {Path(src).name}/ (slr eval; the run has no eval/) · " + note
             grouped = grouped_table(self.eval.get("report") or {}, "per sample vs per group")
             self.query_one("#per-class-note", Static).update(
                 note if grouped is None else Group(Text.from_markup(note), grouped)
@@ -831,6 +1128,8 @@ class LiveRunScreen(Screen):
         self.app.pop_screen()
 
     def action_tab(self, name: str) -> None:
+        if self.grid:  # the tabs are hidden under the grid: back to the classic view
+            self.action_toggle_grid()
         self.query_one(TabbedContent).active = name
 
     def action_toggle_split(self) -> None:
@@ -924,3 +1223,196 @@ class LiveRunScreen(Screen):
         except runs.RunError as exc:
             text, sev = str(exc), "error"
         self.app.call_from_thread(self.notify, text, severity=sev)
+
+    # ------------------------------------------------------------------ plot keys
+
+    def _plot_widgets(self) -> list[MetricPlot]:
+        if self.grid:
+            return [p for _, p in sorted(self._grid_visible(), key=lambda kp: kp[0])]
+        return [self.query_one("#loss-plot", MetricPlot), self.query_one("#acc-plot", MetricPlot)]
+
+    def _replot(self) -> None:
+        if self.loaded:
+            self._draw_plots()
+
+    def action_select_plot(self, step: int) -> None:
+        n = self._n_plots()
+        if self._sel_shown:
+            self.sel = (self.sel + step) % n
+        self._sel_shown = True
+        if self.grid:
+            self._layout_grid()
+        self._replot()
+
+    def action_toggle_grid(self) -> None:
+        self.grid = not self.grid
+        self.set_class(self.grid, "-grid")
+        self.sel = 0
+        self._sel_shown = self.grid
+        if self.grid:
+            self._layout_grid()
+        self._replot()
+
+    def action_smooth(self, step: int) -> None:
+        self.smooth_i = min(max(self.smooth_i + step, 0), len(SMOOTHING) - 1)
+        self._replot()  # the titles say it (a toast would cover the plot at 80x24)
+
+    def action_next_axis(self) -> None:
+        axes = list(AXIS_LABELS)
+        self.axis = axes[(axes.index(self.axis) + 1) % len(axes)]
+        self._replot()  # the x label says it
+
+    def action_zoom(self) -> None:
+        self.zoom_i = (self.zoom_i + 1) % len(ZOOMS)
+        self._replot()
+
+    def action_toggle_log(self) -> None:
+        self._sel_shown = True
+        i = self.sel
+        if self.grid:
+            spec = self.grid_specs[i]
+            keys = spec["keys"]
+            now = spec["log"]
+            if now is None:  # the automatic choice, made explicit and flipped
+                now = all(k == "lr" or k.endswith("loss") for k in keys)
+            spec["log"] = not now
+        else:
+            self.classic_log[i] = not self.classic_log[i]
+        self._replot()
+
+    def _selected_keys(self) -> list[str]:
+        if self.grid:
+            return list(self.grid_specs[self.sel]["keys"])
+        return list(self.classic_keys[self.sel] or self._classic_curves(self.sel))
+
+    def action_pick_metrics(self) -> None:
+        keys = self.series.numeric_keys()
+        if not keys:
+            self.notify("no metrics yet to choose from", severity="warning")
+            return
+        from slr_tui.screens.metric_picker import MetricPickerScreen
+
+        self._sel_shown = True
+        i = self.sel
+        where = {k: "steps" if self.series.in_steps(k) else "epochs" for k in keys}
+        title = f"plot {i + 1}" + (" (grid)" if self.grid else "")
+
+        def picked(chosen: list[str] | None) -> None:
+            if not chosen:
+                self._replot()
+                return
+            if self.grid:
+                self.grid_specs[i] = {"keys": chosen, "log": None}
+            else:
+                self.classic_keys[i] = chosen
+            self._replot()
+
+        self.app.push_screen(MetricPickerScreen(keys, self._selected_keys(), title, where), picked)
+
+    # ------------------------------------------------------------------ system panel
+
+    def _show_system(self) -> None:
+        hist = self.sys_history
+        shown = self.sys_shown if self.sys_shown is not None else hist.host
+        if shown != self.has_class("-sys"):  # only a change touches the layout
+            self.set_class(shown, "-sys")
+            self.query_one("#gpu-box").border_title = "GPU · system" if shown else "GPU"
+        if shown:
+            self.query_one(SystemPanel).show(hist)
+
+    def action_toggle_system(self) -> None:
+        shown = self.sys_shown if self.sys_shown is not None else self.sys_history.host
+        self.sys_shown = not shown
+        self._show_system()
+
+    # ------------------------------------------------------------------ e: evaluate
+
+    def eval_hint(self) -> str | None:
+        """What to do about a run that ended without eval/ (None: nothing to say)."""
+        if self.translation or self.status in runs.ACTIVE or not self.loaded:
+            return None
+        if self.eval_dir is not None or self._find_eval() is not None:
+            return None
+        if not (self.path / "best.pt").is_file():
+            return None
+        rid = self.meta.get("id", self.path.name)
+        return f"no eval/: press e to evaluate best.pt (as: slr eval {rid})"
+
+    def action_evaluate(self) -> None:
+        if self.app.read_only:
+            self.notify("read-only mode: evaluating is off", severity="warning")
+            return
+        if self.evaluating is not None:
+            self.notify("an evaluation is running already", severity="warning")
+            return
+        if self.translation:
+            self.notify("slr eval scores classifiers; a translation run's figures are in eval/")
+            return
+        if self.status in runs.ACTIVE:
+            self.notify("the run is still training (eval/ comes when it ends)", severity="warning")
+            return
+        if not (self.path / "best.pt").is_file():
+            self.notify("no best.pt: this run has no weights to evaluate", severity="warning")
+            return
+        if (self.path / runs.EVAL_DIR / "report.json").is_file():
+            self.notify("the run has eval/ already (slr eval RUN --name NAME for another)")
+            return
+        if (self.path / RESCORE).exists():
+            self.notify(
+                f"{RESCORE}/ exists; to redo it: slr eval {self.path.name} --overwrite",
+                severity="warning",
+            )
+            return
+        self.evaluating = "evaluating: starting the engine..."
+        self._render_status()
+        self.eval_worker()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="live-evaluate")
+    def eval_worker(self) -> None:
+        """``slr eval RUN`` (the run's own data, best.pt) into eval-rescore/, as a job."""
+        from textual.worker import get_current_worker
+
+        from engine import config as cfgmod
+        from engine.errors import ConfigError
+        from slr_tui import launch
+
+        worker = get_current_worker()
+        path = self.path / runs.CONFIG_JSON
+        try:
+            cfg = cfgmod.validate(cfgmod.load_file(path), str(path), saved=True)
+            job = launch.start_eval(self.path, cfg, RESCORE.removeprefix("eval-"))
+        except (ConfigError, OSError) as exc:
+            self.post_message(self.EvalProgress(None, done=True, error=str(exc)))
+            return
+
+        def on_row(row: dict[str, Any]) -> None:
+            if row.get("kind") == "batch" and row.get("total"):
+                text = f"evaluating: batch {row['done']}/{row['total']}"
+            elif row.get("kind") == "stage":
+                text = f"evaluating: {row.get('stage')}"
+            else:
+                return
+            self.post_message(self.EvalProgress(text))
+
+        with job:
+            code = launch.follow(job, on_row, cancelled=lambda: worker.is_cancelled)
+            if code is None:
+                return
+            result, error = job.outcome()
+        if code or result is None:
+            error = error or f"the evaluation failed (exit {code})"
+        self.post_message(self.EvalProgress(None, done=True, error=error))
+
+    def on_live_run_screen_eval_progress(self, msg: EvalProgress) -> None:
+        if not msg.done:
+            self.evaluating = msg.text
+            self._render_status()
+            return
+        self.evaluating = None
+        if msg.error:
+            self.notify(f"evaluation failed: {msg.error}", severity="error", markup=False)
+        else:
+            self.notify(f"evaluated: {self.path / RESCORE}", markup=False)
+            self.eval_loaded = False
+            self.load_eval()
+        self._render_status()

@@ -1,14 +1,18 @@
 """The columns of a run's metrics.jsonl that the TUI plots and tabulates, and downsampling.
 
 Rows come from :class:`engine.runs.JsonlTail` (orjson, incremental). Only the figures the
-screens show are kept: for ``step`` rows the step, time and train loss; for ``epoch`` rows
-a slim copy (the last row per epoch number: a resumed run may repeat one); of the
-``examples`` rows of a translation run, the latest. The keys are checked against
-:mod:`engine.schema` at import. No torch here.
+screens show are kept: for ``step`` rows the step, time, epoch, train loss and lr in columns
+and any other numeric key in a column of its own; for ``epoch`` rows a slim copy (the last
+row per epoch number: a resumed run may repeat one) with every numeric key; of the
+``examples`` rows of a translation run, the latest. The named keys are checked against
+:mod:`engine.schema` at import. :meth:`RunSeries.points` gives any numeric key against the
+step, the epoch or the wall time, optionally only the last N epochs; :func:`ema` smooths.
+No torch here.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -62,6 +66,29 @@ CURVES: dict[str, str] = {
 
 
 _TRANSLATION = tuple(k for k in EPOCH_KEYS if k in TRANSLATION_ROW_KEYS)
+# the keys of a row that place it (never plotted as a metric)
+POSITION_KEYS = frozenset(("t", "epoch", "step", "step_in_epoch"))
+_STEP_COLUMNS = POSITION_KEYS | {"kind", "train_loss", "lr"}
+AXES = ("epoch", "step", "time")
+
+
+def is_number(v: Any) -> bool:
+    return type(v) in (int, float) and v == v  # not bool, not NaN
+
+
+def ema(ys: Sequence[float], alpha: float, start: list[float] | None = None) -> list[float]:
+    """Exponential moving average: ``s[0] = y[0]``, ``s[i] = alpha * s[i-1] + (1 - alpha) *
+    y[i]`` (alpha 0: the values themselves). ``start`` (an earlier result for a prefix of
+    ``ys``) is extended, not recomputed."""
+    out = list(start) if start else []
+    if alpha <= 0:
+        return [float(y) for y in ys]
+    b = 1.0 - alpha
+    s = out[-1] if out else None
+    for y in ys[len(out) :]:
+        s = float(y) if s is None else alpha * s + b * y
+        out.append(s)
+    return out
 
 
 class RunSeries:
@@ -72,6 +99,11 @@ class RunSeries:
         self.step_t: list[float] = []
         self.step_loss: list[float] = []
         self.step_lr: list[float] = []
+        self.step_epoch: list[int] = []  # the epoch in progress of each step row
+        # any other numeric key of the step rows: (indices into the step columns, values)
+        self.step_extra: dict[str, tuple[list[int], list[float]]] = {}
+        self.t0: float | None = None  # the first row's time (the time axis starts there)
+        self._keys: tuple[int, list[str]] | None = None
         self.epochs: dict[int, dict[str, Any]] = {}
         self.evals: list[dict[str, Any]] = []
         self.rows = 0
@@ -86,6 +118,7 @@ class RunSeries:
     def add_rows(self, rows: Iterable[dict[str, Any]]) -> int:
         """Take a batch of rows; returns how many new epoch rows it held."""
         sx, st, sl, slr = self.step_x, self.step_t, self.step_loss, self.step_lr
+        se, extra = self.step_epoch, self.step_extra
         epochs = self.epochs
         new_epochs = 0
         n = 0
@@ -93,15 +126,27 @@ class RunSeries:
         for r in rows:
             n += 1
             kind = r.get("kind")
+            if self.t0 is None and is_number(r.get("t")):
+                self.t0 = float(r["t"])
             if kind == "step":
                 loss = r.get("train_loss")
                 step = r.get("step")
                 if loss is None or step is None:
                     continue
+                i = len(sx)
                 sx.append(step)
                 st.append(r.get("t") or 0.0)
                 sl.append(loss)
                 slr.append(r.get("lr") or 0.0)
+                se.append(r.get("epoch") or 0)
+                for k in r.keys() - _STEP_COLUMNS:  # a set difference: C speed
+                    v = r[k]
+                    if type(v) in (int, float):
+                        col = extra.get(k)
+                        if col is None:
+                            col = extra[k] = ([], [])
+                        col[0].append(i)
+                        col[1].append(v)
                 last_step = r
             elif kind == "epoch":
                 e = r.get("epoch") or 0
@@ -109,7 +154,11 @@ class RunSeries:
                     continue
                 if e not in epochs:
                     new_epochs += 1
-                epochs[e] = slim = {k: r.get(k) for k in EPOCH_KEYS}
+                slim = {k: r.get(k) for k in EPOCH_KEYS}
+                for k, v in r.items():
+                    if k not in slim and type(v) in (int, float):
+                        slim[k] = v
+                epochs[e] = slim
                 if not self.translation and any(slim[k] is not None for k in _TRANSLATION):
                     self.translation = True
                 if not self.ctc and slim["val_blank_share"] is not None:
@@ -152,6 +201,102 @@ class RunSeries:
                 xs.append(float(k))
                 ys2.append(float(v))
         return xs, ys2, 1.0
+
+    def numeric_keys(self) -> list[str]:
+        """Every numeric key of the step and epoch rows read so far (not the row's place:
+        epoch, step, t), sorted."""
+        if self._keys is not None and self._keys[0] == self.version:
+            return self._keys[1]
+        found = set(self.step_extra)
+        if self.step_x:
+            found |= {"train_loss", "lr"}
+        for r in self.epochs.values():
+            found.update(k for k, v in r.items() if is_number(v))
+        out = sorted(found - POSITION_KEYS)
+        self._keys = (self.version, out)
+        return out
+
+    def in_steps(self, key: str) -> bool:
+        """Whether ``key`` is plotted from the step rows (where they have it)."""
+        return key in self.step_extra or (key in ("train_loss", "lr") and bool(self.step_x))
+
+    def last_epoch_seen(self) -> int:
+        """The latest epoch number of any row (the one in progress included)."""
+        e = max(self.epochs) if self.epochs else 0
+        return max(e, self.step_epoch[-1]) if self.step_epoch else e
+
+    def time_unit(self) -> tuple[str, float]:
+        """``(label, seconds per unit)`` for the time axis: minutes, or hours past 3 h."""
+        last = self.step_t[-1] if self.step_t else None
+        for e in self.epochs.values():
+            if is_number(e.get("t")) and (last is None or e["t"] > last):
+                last = e["t"]
+        span = (last or 0.0) - (self.t0 or 0.0)
+        return ("hours", 3600.0) if span > 3 * 3600 else ("minutes", 60.0)
+
+    def points(
+        self,
+        key: str,
+        axis: str = "epoch",
+        steps_per_epoch: int | None = None,
+        last_n: int | None = None,
+    ) -> tuple[Sequence[float], Sequence[float], float, float]:
+        """``(x, y, x_scale, x_offset)`` of ``key`` (plotted x = (x - x_offset) * x_scale):
+        from the step rows when they have it, else the epoch rows; ``axis`` is ``epoch``
+        (fractional for step rows: steps / ``steps_per_epoch``), ``step`` or ``time`` (the
+        unit of :meth:`time_unit` since the first row). ``last_n``: only the points of the
+        last ``last_n`` epochs. Unzoomed train loss and lr are the store's own lists."""
+        spe = steps_per_epoch or self._spe_estimate()
+        thr = self.last_epoch_seen() - last_n if last_n else None
+        if self.in_steps(key) and (axis != "epoch" or spe):
+            if axis == "time":
+                xs_all: list[float] = self.step_t
+                scale, offset = 1.0 / self.time_unit()[1], self.t0 or 0.0
+            else:
+                xs_all = self.step_x
+                scale, offset = (1.0 / spe if axis == "epoch" and spe else 1.0), 0.0
+            if key in ("train_loss", "lr"):
+                ys_all = self.step_loss if key == "train_loss" else self.step_lr
+                if thr is None:
+                    return xs_all, ys_all, scale, offset
+                i0 = bisect_right(self.step_epoch, thr)
+                return xs_all[i0:], ys_all[i0:], scale, offset
+            idx, vals = self.step_extra[key]
+            se = self.step_epoch
+            pairs = [
+                (xs_all[i], v) for i, v in zip(idx, vals, strict=True) if thr is None or se[i] > thr
+            ]
+            return [p[0] for p in pairs], [p[1] for p in pairs], scale, offset
+        xs: list[float] = []
+        ys: list[float] = []
+        for k in sorted(self.epochs):
+            if thr is not None and k <= thr:
+                continue
+            r = self.epochs[k]
+            v = r.get(key)
+            if not is_number(v):
+                continue
+            if axis == "step":
+                x = r.get("step") if is_number(r.get("step")) else k * (spe or 1)
+            elif axis == "time":
+                if not is_number(r.get("t")):
+                    continue
+                x = r["t"]
+            else:
+                x = k
+            xs.append(float(x))
+            ys.append(float(v))
+        if axis == "time":
+            return xs, ys, 1.0 / self.time_unit()[1], self.t0 or 0.0
+        return xs, ys, 1.0, 0.0
+
+    def _spe_estimate(self) -> int | None:
+        """Steps per epoch from the latest epoch row (when run.json does not say)."""
+        if not self.epochs:
+            return None
+        k = max(self.epochs)
+        step = self.epochs[k].get("step")
+        return int(step // k) if is_number(step) and k > 0 and step >= k else None
 
     def best_epoch(self) -> int | None:
         best = [k for k, r in self.epochs.items() if r.get("best")]

@@ -18,8 +18,25 @@ COLS = ("listed", "present", "missing", "unreadable")
 SHOWN_CLASSES = 6
 
 
-def report_view(report: dict[str, Any]) -> Group:
-    """Counts per split, then classes, training videos per class, imbalance."""
+# what one sample of a source is, when the screen does not say (the report names its source)
+SOURCE_NOUNS = {
+    "wlasl": "videos",
+    "video_folder": "videos",
+    "features": "arrays",
+    "sequences_csv": "recordings",
+    "landmarks": "recordings",
+    "synthetic": "recordings",
+}
+
+
+def report_view(report: dict[str, Any], noun: str | None = None) -> Group:
+    """Counts per split, then classes, training samples per class, imbalance. ``noun``:
+    what a sample is (``videos``, ``arrays``, ``recordings``, ``windows``); default from
+    the report's ``source``, else ``samples``."""
+    noun = noun or SOURCE_NOUNS.get(str(report.get("source")), "samples")
+    one = {"videos": "video", "arrays": "array", "windows": "window"}.get(
+        noun, noun.removesuffix("s")
+    )
     t = Table(box=None, padding=(0, 1), pad_edge=False, header_style="bold")
     t.add_column("split")
     for col in COLS:
@@ -43,7 +60,7 @@ def report_view(report: dict[str, Any]) -> Group:
     if c:
         lines.append(
             Text(
-                f"train videos per class: min {fmt(c.get('per_class_min'))}, "
+                f"train {noun} per class: min {fmt(c.get('per_class_min'))}, "
                 f"mean {fmt(c.get('per_class_mean'), 1)}, max {fmt(c.get('per_class_max'))}"
             )
         )
@@ -52,9 +69,9 @@ def report_view(report: dict[str, Any]) -> Group:
             shown = ", ".join(empty[:SHOWN_CLASSES]) + (
                 " ..." if len(empty) > SHOWN_CLASSES else ""
             )
-            lines.append(Text(f"no training video ({len(empty)}): {shown}", style="yellow"))
+            lines.append(Text(f"no training {one} ({len(empty)}): {shown}", style="yellow"))
         else:
-            lines.append(Text("every class has training videos", style="green"))
+            lines.append(Text(f"every class has training {noun}", style="green"))
     return Group(t, *lines)
 
 
@@ -85,16 +102,20 @@ class DataCheckPanel(Static):
         self.state = "idle"  # idle, checking, ok, error
         self.report: dict[str, Any] | None = None
         self.error: str | None = None
+        self.noun: str | None = None
 
     def show_checking(self, root: str) -> None:
         self.state, self.report, self.error = "checking", None, None
         self.update(Text(f"checking {root}...", style="cyan"))
 
-    def show_result(self, report: dict[str, Any] | None, error: str | None) -> None:
-        self.report, self.error = report, error
+    def show_result(
+        self, report: dict[str, Any] | None, error: str | None, noun: str | None = None
+    ) -> None:
+        """``noun``: what one training sample is (``videos`` only for video sources)."""
+        self.report, self.error, self.noun = report, error, noun
         if error or report is None:
             self.state = "error"
             self.update(Text(error or "no report", style="bold red"))
         else:
             self.state = "ok"
-            self.update(report_view(report))
+            self.update(report_view(report, noun))

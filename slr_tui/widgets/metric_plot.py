@@ -4,6 +4,11 @@
   :data:`MAX_POINTS`) before plotting: plotext costs microseconds per plotted point;
 - redraws are throttled to :data:`MAX_FPS` a second however fast data arrives;
 - the built plot is cached, so a repaint for another reason costs nothing.
+
+Two looks: the classic one (plotext's legend in the top-left corner, braille lines) and,
+with ``legend_outside``, a legend in a line of its own above the plot (it covers no data)
+and a distinct marker per curve (``●``, ``■``, ``▲`` ... at up to :data:`MARKS_PER_CURVE`
+points, in the legend too), with an optional log y axis (``ylog``).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rich.console import Group
 from rich.text import Text
 from textual.app import RenderResult
 from textual_plotext import PlotextPlot
@@ -21,6 +27,19 @@ from slr_tui.widgets._series import downsample
 MAX_POINTS = 2000
 MAX_FPS = 10.0
 PALETTE = ("cyan+", "orange+", "green+", "magenta+", "yellow+", "red+", "blue+", "gray")
+MARKERS = ("●", "■", "▲", "◆", "x", "+", "*", "o")
+MARKS_PER_CURVE = 8
+# plotext colour names -> Rich styles (the legend line is drawn by Rich)
+_RICH = {
+    "cyan+": "bright_cyan",
+    "orange+": "dark_orange",
+    "green+": "bright_green",
+    "magenta+": "bright_magenta",
+    "yellow+": "bright_yellow",
+    "red+": "bright_red",
+    "blue+": "bright_blue",
+    "gray": "grey62",
+}
 
 
 @dataclass
@@ -31,6 +50,8 @@ class Curve:
     color: str | None = None
     xscale: float = 1.0  # x values are multiplied by this (e.g. 1 / steps per epoch)
     yside: str = "left"  # "right": its own y axis (a figure on another scale)
+    xoffset: float = 0.0  # plotted x = (x - xoffset) * xscale (the time axis' start)
+    marker: str | None = None  # legend_outside: the curve's mark (default MARKERS[i])
 
 
 class MetricPlot(PlotextPlot):
@@ -58,6 +79,8 @@ class MetricPlot(PlotextPlot):
         self.fixed_ylim = ylim
         self.curves: list[Curve] = []
         self.marker_x: float | None = None
+        self.legend_outside = False  # the legend line and distinct marks (see the module)
+        self.ylog = False  # a log y axis (every value must be > 0)
         self._version = 0
         self._cache_key: tuple | None = None
         self._cache: RenderResult | None = None
@@ -123,7 +146,15 @@ class MetricPlot(PlotextPlot):
         self._cache_key, self._cache = key, out
         return out
 
+    def set_style(self, legend_outside: bool, ylog: bool) -> None:
+        """The look (see the module) and the y scale; redraws when either changed."""
+        if (legend_outside, ylog) != (self.legend_outside, self.ylog):
+            self.legend_outside, self.ylog = legend_outside, ylog
+            self.invalidate()
+
     def _build(self) -> RenderResult:
+        if self.legend_outside:
+            return self._build_outside()
         plt = self.plt
         plt.clear_figure()
         budget = max(50, min(MAX_POINTS, 2 * self.size.width))
@@ -156,3 +187,69 @@ class MetricPlot(PlotextPlot):
         self.draws += 1
         self.points_drawn = drawn
         return super().render()
+
+    def legend(self) -> Text:
+        """The title and one entry per curve (its mark in its colour): one line when it
+        fits the width, else the title above the entries (each line cut to the width)."""
+        entries = Text()
+        for i, c in enumerate(self.curves):
+            if not len(c.xs):
+                continue
+            color = c.color or PALETTE[i % len(PALETTE)]
+            mark = c.marker or MARKERS[i % len(MARKERS)]
+            if entries:
+                entries.append("  ")
+            entries.append(mark, style=_RICH.get(color, color))
+            entries.append(" " + c.label + (" (right)" if c.yside == "right" else ""))
+        width = max(self.size.width, 1)
+        title = Text(self.plot_title, style="bold")
+        if title.cell_len + 2 + entries.cell_len <= width or not entries:
+            return title + Text("  ") + entries if entries else title
+        title.truncate(width, overflow="ellipsis")
+        entries.truncate(width, overflow="ellipsis")
+        return title + Text("\n") + entries
+
+    def _build_outside(self) -> RenderResult:
+        """The legend on a line above the plot, a mark per curve, optionally log y."""
+        plt = self.plt
+        plt.clear_figure()
+        legend = self.legend()
+        w, h = self.size.width, max(self.size.height - len(legend.plain.splitlines()), 2)
+        budget = max(50, min(MAX_POINTS, 2 * w))
+        drawn = 0
+        sides = set()
+        for i, c in enumerate(self.curves):
+            if not len(c.xs):
+                continue
+            xs, ys = downsample(c.xs, c.ys, budget)
+            if c.xscale != 1.0 or c.xoffset:
+                xs = [(x - c.xoffset) * c.xscale for x in xs]
+            xs, ys = list(xs), list(ys)
+            drawn += len(xs)
+            color = c.color or PALETTE[i % len(PALETTE)]
+            mark = c.marker or MARKERS[i % len(MARKERS)]
+            side = c.yside if c.yside in ("left", "right") else "left"
+            sides.add(side)
+            if len(xs) > 1:
+                plt.plot(xs, ys, color=color, marker="braille", yside=side)
+            n = len(xs)
+            every = max(1, -(-n // MARKS_PER_CURVE))
+            picks = list(range(n - 1, -1, -every))[::-1]  # the last point always marked
+            plt.scatter(
+                [xs[k] for k in picks], [ys[k] for k in picks], color=color, marker=mark, yside=side
+            )
+        if self.ylog:
+            for side in sides:
+                plt.yscale("log", yside=side)
+        if self.marker_x is not None:
+            plt.vertical_line(self.marker_x, color="white")
+        if self.fixed_ylim is not None and not self.ylog:
+            plt.ylim(*self.fixed_ylim)
+        if self.xlabel:
+            plt.xlabel(self.xlabel)
+        plt.plotsize(w, h)
+        plt._set_size(w, h)  # noqa: SLF001 - as PlotextPlot.render does (its issue 5)
+        plt.theme(self._get_plotext_theme_name(self.app.theme))
+        self.draws += 1
+        self.points_drawn = drawn
+        return Group(legend, Text.from_ansi(plt.build()))

@@ -34,15 +34,56 @@ def _started(v: float | None) -> str:
     return short_when(v, wide=False)
 
 
+def _tags(v: object) -> Text:
+    return v if isinstance(v, Text) else Text(str(v or ""))
+
+
+def _lr(v: object) -> str:
+    """A learning rate, short: ``3e-4``, ``1.5e-4``, ``0.01``."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return "-"
+    if v == 0 or abs(v) >= 1e-2:
+        return f"{v:g}"
+    mant, exp = f"{v:.2e}".split("e")
+    return f"{mant.rstrip('0').rstrip('.')}e{int(exp)}"
+
+
+def _batch(v: object) -> str:
+    return str(v) if isinstance(v, int) and not isinstance(v, bool) else "-"
+
+
+def tags_cell(tags: list[str], note: str, archived: bool) -> Text:
+    """The tags column: ``archived`` (dim) for an archived run, the tags, ``✎`` when the
+    run has a note."""
+    t = Text(no_wrap=True, overflow="ellipsis")
+    if archived:
+        t.append("archived", style="dim")
+    if tags:
+        t.append((" " if archived else "") + " ".join(tags), style="cyan")
+    if note:
+        t.append(" ✎" if len(t) else "✎", style="yellow")
+    return t
+
+
 @functools.cache
-def _columns(wide: bool, labelled: bool = False, best_label: str = "best acc") -> list[Col]:
+def _columns(
+    wide: bool,
+    labelled: bool = False,
+    best_label: str = "best acc",
+    tagged: bool = False,
+    extra: bool = False,
+) -> list[Col]:
     """The columns (built once per layout: the table caches formatted rows by column
-    format). ``labelled``: the best cells say what each value is; else the header does."""
+    format). ``labelled``: the best cells say what each value is; else the header does.
+    ``tagged``: a run has tags, a note or is archived (a tags column after the id);
+    ``extra`` (160 columns and more): test accuracy, learning rate and batch size too."""
     cols = [
         Col("mark", " ", _mark, sortable=False, width=1),
         Col("id", "id", _id),  # its width: what the other columns leave (RunsTable._widths)
-        Col("status", "status", status_text),
     ]
+    if tagged:
+        cols.append(Col("tags_s", "tags", _tags, sort_value=_tags_value))
+    cols.append(Col("status", "status", status_text))
     if wide:
         cols.append(Col("preset", "preset"))
     cols += [
@@ -52,10 +93,20 @@ def _columns(wide: bool, labelled: bool = False, best_label: str = "best acc") -
         if not labelled
         else Col("best_s", "best", right=True, sort_value=_best_value),
     ]
+    if extra:
+        cols += [
+            Col("test_acc", "test acc", _best, right=True),
+            Col("lr", "lr", _lr, right=True),
+            Col("batch", "batch", _batch, right=True),
+        ]
     if wide:
         cols.append(Col("started", "started", _started))
     cols.append(Col("duration", "duration", format_duration, right=True))
     return cols
+
+
+def _tags_value(r: dict[str, Any]) -> Any:
+    return " ".join(r.get("tags") or ()) or None
 
 
 def _epoch(r: dict[str, Any]) -> Any:
@@ -87,19 +138,23 @@ class RunsTable(SortableTable):
         super().__init__(_columns(True), row_key="key", sort_by="started", reverse=True, **kwargs)
         self.marked: set[str] = set()
         self.wide = True
+        self.extra = False  # 160 columns or more: test acc, lr, batch
+        self.tagged = False  # a listed run has tags, a note or is archived
         self.labelled = False  # the runs monitor different figures: best cells say which
         self.best_label = "best acc"
 
-    def set_wide(self, wide: bool) -> None:
-        if wide != self.wide:
-            self.wide = wide
+    def set_wide(self, wide: bool, extra: bool = False) -> None:
+        if (wide, extra) != (self.wide, self.extra):
+            self.wide, self.extra = wide, extra
             self.fit_columns()
 
     def on_resize(self) -> None:
         self._rebuild()  # the id column takes what the others leave of the new width
 
     def fit_columns(self) -> None:
-        self.set_columns(_columns(self.wide, self.labelled, self.best_label))
+        self.set_columns(
+            _columns(self.wide, self.labelled, self.best_label, self.tagged, self.extra)
+        )
 
     def _widths(self, widths: list[list[int]]) -> list[int]:
         """Give the id column what the other columns leave (ids are long: the start time and
@@ -108,11 +163,16 @@ class RunsTable(SortableTable):
         i = next((j for j, c in enumerate(self.cols) if c.key == "id"), None)
         if i is None:
             return out
+        least = 16
+        t = next((j for j, c in enumerate(self.cols) if c.key == "tags_s"), None)
+        if t is not None and not self.wide:  # 80 columns: tags and the id share the room
+            out[t] = min(out[t], 8)
+            least = 14
         used = 1  # the vertical scrollbar, when it shows, takes most of the slack
         used += sum(w + 2 for j, w in enumerate(out) if j != i)
         avail = self.size.width or 120
         longest = max((w[i] for w in widths), default=2)
-        out[i] = max(16, min(longest, avail - used - 2))  # 2: the id column's own padding
+        out[i] = max(least, min(longest, avail - used - 2))  # 2: the id column's own padding
         return out
 
     def set_runs(self, rows: list[dict[str, Any]]) -> None:
@@ -136,9 +196,12 @@ class RunsTable(SortableTable):
                 r["epoch_s"] = epoch_text(r.get("epoch"), r.get("max_epochs"))
             if labelled:
                 r["best_s"] = best_cell(r.get("best"), r.get("best_figure"))
+            if "tags_s" not in r:
+                r["tags_s"] = tags_cell(r.get("tags") or [], r.get("note") or "", r.get("archived"))
+        tagged = any(r.get("tags") or r.get("note") or r.get("archived") for r in rows)
         self.rows_data = list(rows)
-        if (labelled, best_label) != (self.labelled, self.best_label):
-            self.labelled, self.best_label = labelled, best_label
+        if (labelled, best_label, tagged) != (self.labelled, self.best_label, self.tagged):
+            self.labelled, self.best_label, self.tagged = labelled, best_label, tagged
             self.fit_columns()  # rebuilds
         else:
             self._rebuild()

@@ -99,7 +99,12 @@ class DataOptions(Section):
     eval_batch_size: int | None = Field(
         None, ge=1, le=MAX_BATCH, description="Default: 2 x batch_size."
     )
-    num_workers: int = Field(0, ge=0, description="DataLoader worker processes.")
+    num_workers: int | None = Field(
+        None,
+        ge=0,
+        description="DataLoader worker processes (null: none on fewer than 4 cores, else a "
+        "quarter of the cores this run may use, at most 4; see log.txt).",
+    )
     augment: bool = Field(True, description="Augment training samples.")
     seed: int = Field(0, description="Seed for splits and augmentation.")
 

@@ -502,11 +502,13 @@ def evaluate_run(
     acc = Accelerator(cpu=not want_cuda, mixed_precision=resolve_precision(run_cfg, want_cuda))
     from engine.threads import apply_budget
 
-    apply_budget(run_cfg.training.num_threads, cfg.data.num_workers)  # as the trainer does
+    workers = apply_budget(run_cfg.training.num_threads, cfg.data.num_workers)[
+        "loader_workers"
+    ]  # as the trainer does
     model = acc.prepare(model)
     batch_size = cfg.data.eval_batch_size or 2 * cfg.data.batch_size
     loaders = {
-        s: eval_loader(ds, bundle.collate_fn, batch_size, acc, cfg.data.num_workers)
+        s: eval_loader(ds, bundle.collate_fn, batch_size, acc, workers)
         for s, ds in remapped.items()
     }
     total, done = sum(len(dl) for dl in loaders.values()), 0

@@ -80,9 +80,18 @@ def concurrent_runs_env() -> int:
         return 1
 
 
-def apply_budget(num_threads: int | None, loader_workers: int) -> dict[str, object]:
-    """Pin to ``SLR_CPU_AFFINITY`` when given, then set torch's intra-op threads. Returns
-    what was chosen (for log.txt and run.json)."""
+def default_workers(cores: int, concurrent_runs: int = 1) -> int:
+    """DataLoader workers when ``data.num_workers`` is null: none on a share of fewer than
+    4 cores (the main process keeps up there, and a worker would take a core from torch),
+    else a quarter of the share, at most 4 (16 cores, one run: 4; 8 cores: 2)."""
+    share = max(cores // max(concurrent_runs, 1), 1)
+    return 0 if share < 4 else min(4, share // 4)
+
+
+def apply_budget(num_threads: int | None, loader_workers: int | None) -> dict[str, object]:
+    """Pin to ``SLR_CPU_AFFINITY`` when given, then choose the DataLoader workers (``None``:
+    :func:`default_workers`) and set torch's intra-op threads. Returns what was chosen (for
+    log.txt and run.json; ``loader_workers`` is what the loaders must use)."""
     import torch
 
     pinned = parse_affinity(os.environ.get(ENV_AFFINITY))
@@ -93,10 +102,12 @@ def apply_budget(num_threads: int | None, loader_workers: int) -> dict[str, obje
             pinned = None
     cores = available_cores()
     runs = 1 if pinned else concurrent_runs_env()
-    n = num_threads or thread_budget(len(cores), runs, loader_workers)
+    workers = default_workers(len(cores), runs) if loader_workers is None else loader_workers
+    n = num_threads or thread_budget(len(cores), runs, workers)
     torch.set_num_threads(n)
     return {
         "num_threads": n,
+        "loader_workers": workers,
         "cores": len(cores),
         "concurrent_runs": runs,
         "affinity": pinned,

@@ -218,7 +218,7 @@ class Trainer:
         self.is_main = self.accelerator.is_main_process
         setup_logging(self.run_dir, self.is_main)
         self.threads = apply_budget(t.num_threads, cfg.data.num_workers)
-        recording.log_threads(self.threads, cfg.data.num_workers)
+        recording.log_threads(self.threads, self.threads["loader_workers"])
 
     def _load_data(self) -> None:
         with self.accelerator.main_process_first():
@@ -280,7 +280,7 @@ class Trainer:
         )
 
     def _loader(self, ds, sampler, batch_size: int) -> DataLoader:
-        nw = self.cfg.data.num_workers
+        nw = self.threads["loader_workers"]  # data.num_workers, or the budget's choice
         return DataLoader(
             ds,
             batch_size=batch_size,

@@ -51,6 +51,27 @@ def test_apply_budget_reads_the_sharing_runs(monkeypatch):
         torch.set_num_threads(before)
 
 
+def test_default_workers_leave_small_shares_alone_and_grow_with_the_cores():
+    assert [threads.default_workers(c) for c in (1, 2, 3, 4, 8, 16, 64)] == [0, 0, 0, 1, 2, 4, 4]
+    assert threads.default_workers(16, concurrent_runs=4) == 1  # 4 cores each
+    assert threads.default_workers(16, concurrent_runs=8) == 0  # 2 cores each
+
+
+def test_apply_budget_resolves_null_workers_and_counts_them(monkeypatch):
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    monkeypatch.delenv(threads.ENV_AFFINITY, raising=False)
+    monkeypatch.setenv(threads.ENV_RUNS, "1")
+    monkeypatch.setattr(threads, "available_cores", lambda: list(range(16)))
+    try:
+        got = threads.apply_budget(None, None)
+        assert got["loader_workers"] == 4 and got["num_threads"] == 11  # 16 - 1 spare - 4
+        got = threads.apply_budget(None, 0)  # set by the user: kept
+        assert got["loader_workers"] == 0 and got["num_threads"] == 15
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity here")
 def test_sweep_pins_each_run_and_records_its_threads(tmp_path):
     from typer.testing import CliRunner

@@ -9,9 +9,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.text import Text
-from textual.events import Resize
-from textual.widgets import Static
 
+from slr_tui.widgets._width import WidthDrawn
 from slr_tui.widgets.heatmap import abbreviate
 
 MAX_LABEL = 16
@@ -59,7 +58,7 @@ def bars_text(rows: Sequence[dict[str, Any]], split: str, width: int) -> Text:
     return out
 
 
-class ClassBars(Static):
+class ClassBars(WidthDrawn):
     """The bar chart of one split's per-class rows (``engine.evaluate.read_per_class``)."""
 
     DEFAULT_CSS = """
@@ -70,27 +69,14 @@ class ClassBars(Static):
     """
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
-        super().__init__("", id=id)
+        super().__init__(id=id)
         self.rows: list[dict[str, Any]] = []
         self.split = ""
-        self._drawn_for = -1
 
     def set_rows(self, rows: Sequence[dict[str, Any]], split: str) -> None:
         self.rows = list(rows)
         self.split = split
-        self._drawn_for = -1
-        self._draw()
-
-    def _width(self) -> int:
-        w = self.content_region.width if self.size.width else 0
-        if not w and self.parent is not None:
-            w = self.parent.size.width - 2
-        return w if w > 0 else 78
+        self.redraw()
 
     def _draw(self) -> None:
-        self._drawn_for = self._width()
         self.update(bars_text(self.rows, self.split, self._drawn_for))
-
-    def on_resize(self, event: Resize) -> None:
-        if self._width() != self._drawn_for:
-            self._draw()

@@ -12,10 +12,9 @@ from collections.abc import Sequence
 import numpy as np
 from rich.style import Style
 from rich.text import Text
-from textual.events import Resize
-from textual.widgets import Static
 
 from slr_tui.report.confusion import BLOCK, block_mass, most_confused_classes, row_normalised
+from slr_tui.widgets._width import WidthDrawn
 
 CELL = 3
 MAX_LABEL = 12
@@ -77,7 +76,7 @@ def heatmap_text(cm: np.ndarray, names: Sequence[str], split: str, width: int) -
     return out
 
 
-class ConfusionHeatmap(Static):
+class ConfusionHeatmap(WidthDrawn):
     """The heatmap of one split; redrawn for the width it is given."""
 
     DEFAULT_CSS = """
@@ -88,29 +87,20 @@ class ConfusionHeatmap(Static):
     """
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
-        super().__init__("", id=id)
+        super().__init__(id=id)
         self.cm: np.ndarray | None = None
         self.names: list[str] = []
         self.split = ""
         self.shown: list[int] = []  # the class indices on screen
-        self._drawn_for = -1
 
     def set_matrix(self, cm: np.ndarray | None, names: Sequence[str], split: str) -> None:
         self.cm = None if cm is None else np.asarray(cm)
         self.names = [str(n) for n in names]
         self.split = split
-        self._drawn_for = -1
-        self._draw()
-
-    def _width(self) -> int:
-        w = self.content_region.width if self.size.width else 0
-        if not w and self.parent is not None:
-            w = self.parent.size.width - 2
-        return w if w > 0 else 78
+        self.redraw()
 
     def _draw(self) -> None:
-        width = self._width()
-        self._drawn_for = width
+        width = self._drawn_for
         if self.cm is None:
             self.shown = []
             self.update(Text(f"{self.split}: no predictions to tabulate", style="dim"))
@@ -120,7 +110,3 @@ class ConfusionHeatmap(Static):
         c = len(self.names)
         self.shown = list(range(c)) if c <= fit else most_confused_classes(self.cm, fit)
         self.update(heatmap_text(self.cm, self.names, self.split, width))
-
-    def on_resize(self, event: Resize) -> None:
-        if self._width() != self._drawn_for:
-            self._draw()

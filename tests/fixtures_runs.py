@@ -352,6 +352,54 @@ async def until(pilot: Any, cond: Any, timeout: float = 10.0, what: str = "") ->
         await pilot.pause(0.02)
 
 
+def _cursor_in_view(table: Any) -> bool:
+    """Whether a DataTable's cursor row lies inside its visible rows (or it has none)."""
+    if not table.display or not table.show_cursor or table.row_count == 0:
+        return True
+    height = table.scrollable_content_region.height
+    if height <= 0:
+        return True
+    header = table.header_height if table.show_header else 0
+    y = sum(r.height for r in table.ordered_rows[: table.cursor_row])
+    top = int(table.scroll_y)
+    return top <= y and y + 1 <= top + height - header
+
+
+async def settle(pilot: Any, blink: bool = True) -> None:
+    """Wait until a screen is still enough to snapshot: workers done, every shown plot drawn
+    from its latest data, every table scrolled so its cursor row is in view and no scroll
+    offset moving for three samples in a row; input cursors stop blinking."""
+    from textual.widgets import DataTable, Input
+
+    from slr_tui.widgets.metric_plot import MetricPlot
+
+    app = pilot.app
+    await pilot.pause(0.1)
+    await app.workers.wait_for_complete()
+    for plot in app.screen.query(MetricPlot):
+        if plot.display:
+            await until(
+                pilot,
+                lambda p=plot: p._cache_key is not None and p._cache_key[0] == p._version,
+                what=f"plot {plot.id} drawn",
+            )
+    tables = list(app.screen.query(DataTable))
+    for t in tables:
+        await until(pilot, lambda t=t: _cursor_in_view(t), what=f"table {t.id} cursor in view")
+    before, still = None, 0
+    for _ in range(60):
+        now = tuple((t.scroll_x, t.scroll_y, t.scroll_target_y) for t in tables)
+        still = still + 1 if now == before else 0
+        if still >= 3:
+            break
+        before = now
+        await pilot.pause(0.05)
+    if blink:
+        for inp in app.screen.query(Input):
+            inp.cursor_blink = False
+    await pilot.pause(0.1)
+
+
 async def to_row(pilot: Any, key: str) -> None:
     """Put the runs table's cursor on run ``key`` (once the list shows it)."""
     table = pilot.app.screen.table

@@ -16,6 +16,7 @@ from slr_tui.widgets.sortable_table import SortableTable
 from tests.fixtures_runs import (
     fixed_runs,
     make_app,
+    settle,
     until,
     write_binary_run,
     write_ctc_run,
@@ -251,33 +252,12 @@ async def test_compare_four_runs_diff_fits_and_running_run_shows_latest(fx):
 # --------------------------------------------------------------------------- snapshots
 
 
-async def _settle(pilot) -> None:
-    app = pilot.app
-    await pilot.pause(0.1)
-    await app.workers.wait_for_complete()
-    for plot in app.screen.query(MetricPlot):
-        await until(
-            pilot, lambda p=plot: p._cache_key is not None and p._cache_key[0] == p._version
-        )
-    # a table may still be scrolling to its last row: wait until every scroll offset is still
-    from textual.widgets import DataTable
-
-    before = None
-    for _ in range(40):
-        now = tuple((t.scroll_x, t.scroll_y) for t in app.screen.query(DataTable))
-        if now == before:
-            break
-        before = now
-        await pilot.pause(0.05)
-    await pilot.pause(0.1)
-
-
 def _live_snapshot(snap_compare, path: Path, size: tuple[int, int]) -> bool:
     async def before(pilot):
         await open_live(pilot, path)
         if (path / "eval" / "report.json").is_file():
             await until(pilot, lambda: pilot.app.screen.eval_loaded)
-        await _settle(pilot)
+        await settle(pilot)
 
     return snap_compare(make_app(), terminal_size=size, run_before=before)
 
@@ -310,7 +290,7 @@ def test_snapshot_compare_sweep(fx, snap_compare, size):
 
     async def before(pilot):
         await open_compare(pilot, paths)
-        await _settle(pilot)
+        await settle(pilot)
 
     assert snap_compare(make_app(), terminal_size=size, run_before=before)
 

@@ -13,7 +13,7 @@ from slr_tui.screens.live import SMOOTHING, LiveRunScreen
 from slr_tui.screens.metric_picker import MetricPickerScreen
 from slr_tui.widgets._series import RunSeries, ema
 from slr_tui.widgets.metric_plot import MARKERS, MetricPlot
-from tests.fixtures_runs import fixed_runs, make_app, metric_rows, until, write_ctc_run
+from tests.fixtures_runs import fixed_runs, make_app, metric_rows, settle, until, write_ctc_run
 
 pytestmark = pytest.mark.anyio
 
@@ -274,23 +274,11 @@ async def test_ctc_losses_keep_two_axes_when_restyled(fx):
 # --------------------------------------------------------------------------- snapshots
 
 
-async def _settle(pilot) -> None:
-    app = pilot.app
-    await pilot.pause(0.1)
-    await app.workers.wait_for_complete()
-    for plot in app.screen.query(MetricPlot):
-        if plot.display:
-            await until(
-                pilot, lambda p=plot: p._cache_key is not None and p._cache_key[0] == p._version
-            )
-    await pilot.pause(0.1)
-
-
 @pytest.mark.parametrize("size", [(80, 24), (200, 60)])
 def test_snapshot_plot_grid(fx, snap_compare, size):
     async def before(pilot):
         await open_live(pilot, fx["a"])
         await press(pilot, "p", "plus", "plus")
-        await _settle(pilot)
+        await settle(pilot)
 
     assert snap_compare(make_app(), terminal_size=size, run_before=before)

@@ -15,8 +15,7 @@ from slr_tui.screens.compare import CompareScreen
 from slr_tui.screens.live import LiveRunScreen
 from slr_tui.widgets.class_bars import bar, bars_text, sorted_rows
 from slr_tui.widgets.heatmap import ConfusionHeatmap, classes_that_fit, heatmap_text
-from slr_tui.widgets.metric_plot import MetricPlot
-from tests.fixtures_runs import fixed_runs, make_app, predictions, until, write_run
+from tests.fixtures_runs import fixed_runs, make_app, predictions, settle, until, write_run
 
 pytestmark = pytest.mark.anyio
 BIG = "20250106-090000-wlasl300"
@@ -175,22 +174,11 @@ async def test_report_key_is_off_in_read_only_mode(fx):
 # --------------------------------------------------------------------------- snapshots
 
 
-async def _settle(pilot) -> None:
-    app = pilot.app
-    await pilot.pause(0.1)
-    await app.workers.wait_for_complete()
-    for plot in app.screen.query(MetricPlot):
-        await until(
-            pilot, lambda p=plot: p._cache_key is not None and p._cache_key[0] == p._version
-        )
-    await pilot.pause(0.2)
-
-
 def _snapshot(snap_compare, path: Path, size: tuple[int, int], keys: tuple[str, ...]) -> bool:
     async def before(pilot):
         await open_live(pilot, path)
         await pilot.press(*keys)
-        await _settle(pilot)
+        await settle(pilot)
 
     return snap_compare(make_app(), terminal_size=size, run_before=before)
 

@@ -17,7 +17,7 @@ from slr_tui.screens.help import HelpScreen
 from slr_tui.screens.live import LiveRunScreen
 from slr_tui.screens.runs import RunsScreen
 from slr_tui.screens.tags import TagsScreen, parse_tags
-from tests.fixtures_runs import build_runs, fixed_runs, make_app, to_row, until
+from tests.fixtures_runs import build_runs, fixed_runs, make_app, settle, to_row, until
 
 pytestmark = pytest.mark.anyio
 
@@ -348,9 +348,7 @@ def test_snapshot_runs_with_tags(fx, snap_compare, size):
 
     async def before(pilot):
         await until(pilot, lambda: pilot.app.screen.scans >= 1)
-        await pilot.pause(0.1)
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause(0.1)
+        await settle(pilot)
 
     assert snap_compare(make_app(), terminal_size=size, run_before=before)
 

@@ -6,11 +6,9 @@ after looking at the report."""
 from __future__ import annotations
 
 import pytest
-from textual.widgets import Input
 
 from slr_tui.screens.live import LiveRunScreen
-from slr_tui.widgets.metric_plot import MetricPlot
-from tests.fixtures_runs import build_runs, fixed_runs, make_app, to_row, until
+from tests.fixtures_runs import build_runs, fixed_runs, make_app, settle, to_row, until
 
 A, B = "20250101-090000-demo", "20250102-090000-demo"
 RUNNING = "20250104-090000-demo"
@@ -26,20 +24,6 @@ def runs_template(tmp_path_factory):
 def fx(tmp_path, monkeypatch, runs_template):
     with fixed_runs(tmp_path, monkeypatch, runs_template) as paths:
         yield paths
-
-
-async def settle(pilot) -> None:
-    """Wait for the workers and plots, and stop input cursors blinking."""
-    app = pilot.app
-    await pilot.pause(0.1)
-    await app.workers.wait_for_complete()
-    for plot in app.screen.query(MetricPlot):
-        await until(
-            pilot, lambda p=plot: p._cache_key is not None and p._cache_key[0] == p._version
-        )
-    for inp in app.screen.query(Input):
-        inp.cursor_blink = False
-    await pilot.pause(0.1)
 
 
 async def open_live(pilot, key: str, tab: str | None = None) -> None:

@@ -19,7 +19,17 @@ from slr_tui.screens.sweep import (
     rank_members,
     swept_keys,
 )
-from tests.fixtures_runs import NOW, T0, fixed_runs, make_app, to_row, until, write_run, write_sweep
+from tests.fixtures_runs import (
+    NOW,
+    T0,
+    fixed_runs,
+    make_app,
+    settle,
+    to_row,
+    until,
+    write_run,
+    write_sweep,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -205,7 +215,6 @@ async def test_compare_from_the_sweep_view_opens_every_member(fx):
 def test_snapshot_grid_sweep_view(fx, snap_compare, size):
     async def before(pilot):
         await open_view(pilot, IDS[2])
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause(0.2)
+        await settle(pilot)
 
     assert snap_compare(make_app(), terminal_size=size, run_before=before)

@@ -12,7 +12,6 @@ import pytest
 from engine import runs
 from slr_tui.screens.live import LiveRunScreen
 from slr_tui.widgets.gpu_panel import GpuPanel
-from slr_tui.widgets.metric_plot import MetricPlot
 from slr_tui.widgets.sortable_table import SortableTable
 from slr_tui.widgets.system_panel import (
     MAX_POINTS,
@@ -21,7 +20,15 @@ from slr_tui.widgets.system_panel import (
     initial_rows,
     sparkline,
 )
-from tests.fixtures_runs import T0, fixed_runs, make_app, until, write_gpus8_system, write_run
+from tests.fixtures_runs import (
+    T0,
+    fixed_runs,
+    make_app,
+    settle,
+    until,
+    write_gpus8_system,
+    write_run,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -198,12 +205,7 @@ def test_snapshot_live_system_panel(fx, snap_compare, size):
 
     async def before(pilot):
         await open_live(pilot, run)
-        await pilot.app.workers.wait_for_complete()
-        for plot in pilot.app.screen.query(MetricPlot):
-            await until(
-                pilot, lambda p=plot: p._cache_key is not None and p._cache_key[0] == p._version
-            )
-        await pilot.pause(0.2)
+        await settle(pilot)
 
     assert snap_compare(make_app(), terminal_size=size, run_before=before)
 

@@ -51,10 +51,15 @@ def _field(doc: str, *, always: bool = False, choices: tuple[str, ...] = ()) -> 
     )
 
 
+#: the record classes are never instantiated: only their fields are read, so no __init__,
+#: __repr__ or __eq__ is generated for them (that code generation cost ~10 ms of every start)
+_record = dataclass(init=False, repr=False, eq=False, match_args=False)
+
+
 # --------------------------------------------------------------------------- run.json
 
 
-@dataclass(frozen=True)
+@_record
 class RunMeta:
     """run.json: the run's identity, status and progress, rewritten atomically as it goes."""
 
@@ -140,7 +145,7 @@ TRASH_DIR = ".trash"
 ARCHIVE_DIR = "archive"
 
 
-@dataclass(frozen=True)
+@_record
 class RunNotes:
     """notes.json: labels and free text a person gave the run (written atomically, under a
     lock on the run folder, by :func:`engine.runs.update_notes`)."""
@@ -158,7 +163,7 @@ def check_notes(fields: Mapping[str, Any]) -> None:
 # --------------------------------------------------------------------------- a split's figures
 
 
-@dataclass(frozen=True)
+@_record
 class SplitFigures:
     """The figures of one evaluated split (engine.evaluate.summarize): report.json's "val"
     and "test", and the eval rows of metrics.jsonl. Undefined figures are null."""
@@ -187,7 +192,7 @@ class SplitFigures:
     pr_auc: float | None = _field("binary tasks only: average precision of the positive class")
 
 
-@dataclass(frozen=True)
+@_record
 class TranslationFigures:
     """The figures of a split a translation model was evaluated on
     (engine.translation_eval): report.json's "val"/"test" (greedy) and "beam" -> split, and
@@ -206,13 +211,13 @@ class TranslationFigures:
 # --------------------------------------------------------------------------- metrics.jsonl
 
 
-@dataclass(frozen=True)
+@_record
 class _Row:
     t: float | None = _field("when the row was written (Unix seconds)", always=True)
     kind: str | None = _field("the row's kind: step, epoch or eval", always=True)
 
 
-@dataclass(frozen=True)
+@_record
 class StepRow(_Row):
     """A training step row, every ``training.log_every_steps`` steps and at an epoch's end."""
 
@@ -226,7 +231,7 @@ class StepRow(_Row):
     )
 
 
-@dataclass(frozen=True)
+@_record
 class EpochRow(_Row):
     """An epoch row, after each epoch's validation (a resumed run may repeat an epoch)."""
 
@@ -265,7 +270,7 @@ class EpochRow(_Row):
     )
 
 
-@dataclass(frozen=True)
+@_record
 class EvalRow(TranslationFigures, _Row, SplitFigures):
     """best.pt's figures on one split, one row per split when training ends."""
 
@@ -278,7 +283,7 @@ class EvalRow(TranslationFigures, _Row, SplitFigures):
     )
 
 
-@dataclass(frozen=True)
+@_record
 class ExamplesRow(_Row):
     """Translation: a few validation sentences, reference vs what the model wrote, after
     each epoch (greedy decoding)."""
@@ -305,7 +310,7 @@ METRIC_ROWS: dict[str, type] = {
 # --------------------------------------------------------------------------- system.jsonl
 
 
-@dataclass(frozen=True)
+@_record
 class GpuReading:
     """One GPU in a system row (NVML); a figure the device does not report is null."""
 
@@ -318,7 +323,7 @@ class GpuReading:
     power_w: float | None = _field("power draw, W", always=True)
 
 
-@dataclass(frozen=True)
+@_record
 class SystemRow:
     """A telemetry sample (engine.telemetry.GpuSampler), every telemetry_interval_s."""
 

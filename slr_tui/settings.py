@@ -22,9 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine import catalog, runs
-
-ENV_VAR = "SLR_CONFIG"
-DEFAULT_PATH = Path("~/.config/slr/config.yaml")
+from slr_tui.settings_file import DEFAULT_PATH, ENV_VAR, settings_path  # noqa: F401 (re-exported)
 
 # folders looked at (one level deep) for datasets that were not named by hand
 DETECT_PARENTS = ("~/data", "~/datasets", "/data", "/datasets", "./data")
@@ -60,12 +58,6 @@ class Settings(BaseModel):
             if not str(name).strip():
                 raise ValueError("a dataset root needs a non-empty name")
         return {str(k).strip(): str(p) for k, p in v.items()}
-
-
-def settings_path() -> Path:
-    """``$SLR_CONFIG``, else ``~/.config/slr/config.yaml``."""
-    env = os.environ.get(ENV_VAR)
-    return Path(env).expanduser() if env else DEFAULT_PATH.expanduser()
 
 
 def load_settings(path: str | Path | None = None) -> Settings:

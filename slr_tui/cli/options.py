@@ -52,8 +52,10 @@ DEVICES = ("auto", "cpu", "cuda")
 
 def runs_root(runs_dir: Path | None) -> Path:
     """--runs-dir, else $SLR_RUNS_DIR, else the settings file's runs_dir, else ./runs."""
-    if runs_dir or os.environ.get("SLR_RUNS_DIR"):
-        root = runs.runs_dir(runs_dir)
+    from slr_tui.settings_file import settings_path
+
+    if runs_dir or os.environ.get("SLR_RUNS_DIR") or not settings_path().is_file():
+        root = runs.runs_dir(runs_dir)  # no settings file: no YAML or pydantic to load
     else:
         from slr_tui import settings as settings_mod  # lazily: a pydantic model to build
 

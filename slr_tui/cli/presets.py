@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from typing import Annotated
+import os
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from engine.errors import ConfigError
 from slr_tui.cli.options import SetOpt
@@ -15,22 +17,74 @@ from slr_tui.cli.render import console, fail
 app = typer.Typer(help="List presets, or show one's effective config.")
 
 
+CACHE_NAME = "presets-list.json"
+
+
+def _fingerprint() -> list[list[Any]]:
+    """What the listing is made from: the preset files and the modules that fill their
+    defaults (name, mtime, size). Read without importing them."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("engine")  # found, not imported
+    assert spec is not None and spec.submodule_search_locations
+    base = Path(next(iter(spec.submodule_search_locations)))
+    files = sorted((base / "presets").glob("*.yaml"))
+    files += [base / "config.py", base / "catalog.py", Path(__file__)]
+    out = []
+    for f in files:
+        st = f.stat()
+        out.append([str(f), st.st_mtime_ns, st.st_size])
+    return out
+
+
+def _cache_path() -> Path:
+    base = os.environ.get("SLR_CACHE_DIR") or Path.home() / ".cache" / "slr"
+    return Path(base) / CACHE_NAME
+
+
+def listing_rows() -> list[list[str]]:
+    """``[name, summary]`` of every preset. Validating the presets builds the config models
+    (pydantic, numpy, the data modules: ~0.2 s), so the rows are kept in
+    ``$SLR_CACHE_DIR/presets-list.json`` (else ``~/.cache/slr/``) with the fingerprint of the
+    files they came from, and rebuilt when one of those changed. The cache is plain JSON;
+    one that cannot be read or written is ignored."""
+    key = _fingerprint()
+    path = _cache_path()
+    try:
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        if cached.get("key") == key and isinstance(cached.get("rows"), list):
+            return [[str(a), str(b)] for a, b in cached["rows"]]
+    except (OSError, ValueError, TypeError, AttributeError):
+        pass
+    from engine import config as cfgmod  # lazily: `slr --help` builds no config models
+    from engine import runs
+
+    rows = [
+        [
+            p.name,
+            f"{p.dataset_label()} · {p.model.name} · batch {p.data.batch_size} · "
+            f"{p.training.max_epochs} epochs · lr {p.optim.lr:g}\n[dim]{p.description}[/]",
+        ]
+        for p in cfgmod.presets()
+    ]
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        runs.atomic_write_json(path, {"key": key, "rows": rows})
+    return rows
+
+
 @app.callback(invoke_without_command=True)
 def presets_list(ctx: typer.Context) -> None:
     """List the presets with their one-line descriptions."""
     if ctx.invoked_subcommand is not None:
         return
-    from engine import config as cfgmod  # lazily: `slr --help` builds no config models
+    from rich.table import Table
 
     t = Table(header_style="bold", show_lines=True)
     t.add_column("preset", no_wrap=True, style="bold")
     t.add_column("data, model, key hyperparameters / description")
-    for p in cfgmod.presets():
-        t.add_row(
-            p.name,
-            f"{p.dataset_label()} · {p.model.name} · batch {p.data.batch_size} · "
-            f"{p.training.max_epochs} epochs · lr {p.optim.lr:g}\n[dim]{p.description}[/]",
-        )
+    for name, summary in listing_rows():
+        t.add_row(name, summary)
     console.print(t)
     console.print("show one: slr presets show NAME")
 

@@ -5,21 +5,15 @@ that turns an engine job's progress rows into progress bars. The tables themselv
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
-from slr_tui import launch
+if TYPE_CHECKING:  # imported where used: `slr runs` draws no bars and starts no job
+    from rich.progress import ProgressColumn, TaskID
+
+    from slr_tui import launch
 
 console = Console()
 err_console = Console(stderr=True)
@@ -36,6 +30,8 @@ class Bars:
     alone) and stopped when the ``with`` block ends."""
 
     def __init__(self, *columns: ProgressColumn | str, out: Console, transient: bool = False):
+        from rich.progress import Progress
+
         self.progress = Progress(*columns, console=out, transient=transient)
         self.tasks: dict[str, TaskID] = {}
 
@@ -64,6 +60,8 @@ class Bars:
 
 def probe_bars() -> Bars:
     """The bar of a dataset probe (``slr data check``), on stderr, gone when done."""
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
     return Bars(
         TextColumn("probing videos"),
         BarColumn(),
@@ -79,6 +77,8 @@ def run_job(
 ) -> tuple[dict[str, Any] | None, str | None, int]:
     """Follow a foreground engine job to its end: ``(result, error, exit code)``. Its job
     folder is closed (a temporary one removed) before this returns."""
+    from slr_tui import launch
+
     with job:
         code = launch.follow(job, on_row) or 0
         result, error = job.outcome()

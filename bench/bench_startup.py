@@ -143,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         (tmpd / "bare_presets.py").write_text(BARE_PRESETS)
         store = tmpd / "runs"
         make_store(store, args.runs)
-        presets = ROOT / "engine" / "presets"
+        presets = ROOT / "presets"  # the package data engine.presets
+        assert len(list(presets.glob("*.yaml"))) > 5, presets
         cases = {
             "--help": (["--help"], [str(tmpd / "bare_help.py"), "--help"]),
             "runs": (

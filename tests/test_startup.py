@@ -52,4 +52,22 @@ def test_help_builds_no_config_models(tmp_path, monkeypatch):
 
 def test_the_probe_sees_what_a_command_imports(tmp_path, monkeypatch):
     monkeypatch.setenv("SLR_RUNS_DIR", str(tmp_path))
-    assert loaded(["presets"], ("engine.config", "yaml")) == ["engine.config", "yaml"]
+    watch = ("engine.config", "yaml")
+    assert loaded(["presets", "show", "demo"], watch) == ["engine.config", "yaml"]
+
+
+def test_help_imports_no_command_module(tmp_path, monkeypatch):
+    """`slr --help` lists the commands from a table: none of their modules is imported."""
+    monkeypatch.setenv("SLR_RUNS_DIR", str(tmp_path))
+    modules = tuple(f"slr_tui.cli.{m}" for m in ("run", "browse", "data", "evaluate", "report"))
+    assert loaded(["--help"], (*modules, "engine.runs", "slr_tui.launch")) == []
+
+
+def test_presets_listing_builds_config_models_once(tmp_path, monkeypatch):
+    """The first `slr presets` validates the presets (and caches the rows); the next reads
+    the cache: no config models, no numpy."""
+    monkeypatch.setenv("SLR_RUNS_DIR", str(tmp_path))
+    monkeypatch.setenv("SLR_CACHE_DIR", str(tmp_path / "cache"))
+    watch = ("engine.config", "numpy", *HEAVY)
+    assert loaded(["presets"], watch) == ["engine.config", "numpy"]
+    assert loaded(["presets"], watch) == []

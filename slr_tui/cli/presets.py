@@ -25,11 +25,15 @@ def _fingerprint() -> list[list[Any]]:
     defaults (name, mtime, size). Read without importing them."""
     import importlib.util
 
-    spec = importlib.util.find_spec("engine")  # found, not imported
-    assert spec is not None and spec.submodule_search_locations
-    base = Path(next(iter(spec.submodule_search_locations)))
-    files = sorted((base / "presets").glob("*.yaml"))
-    files += [base / "config.py", base / "catalog.py", Path(__file__)]
+    # found, not imported (the presets are package data: ./presets in a checkout)
+    folders = []
+    for name in ("engine.presets", "engine"):
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.submodule_search_locations
+        folders.append(Path(next(iter(spec.submodule_search_locations))))
+    presets_dir, engine_dir = folders
+    files = sorted(presets_dir.glob("*.yaml"))
+    files += [engine_dir / "config.py", engine_dir / "catalog.py", Path(__file__)]
     out = []
     for f in files:
         st = f.stat()

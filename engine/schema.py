@@ -262,6 +262,10 @@ class EpochRow(_Row):
     samples_per_s: float | None = _field(
         "training samples per second over the epoch, all processes", always=True
     )
+    data_wait_share: float | None = _field(
+        "share of the epoch's training time spent waiting for the next batch (data loading "
+        "that did not overlap the model's work; 0..1)"
+    )
     sync_max_diff: float | None = _field(
         "several processes: largest gap between their parameter checksums"
     )

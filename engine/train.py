@@ -199,6 +199,7 @@ class Trainer:
         self.step_in_epoch = 0  # optimizer steps done in the current, unfinished epoch
         self.global_step = 0
         self.epoch_acc = _zero_sums()
+        self.data_wait_s = 0.0  # this epoch's time blocked on the training loader
         if self.resume:
             self._resume()
 
@@ -445,7 +446,9 @@ class Trainer:
         self.train_sampler.set_epoch(self.epoch, skip=self.step_in_epoch * self.cfg.data.batch_size)
         frozen = self._frozen_parameters()
         win_loss, win_n, win_t0 = 0.0, 0, time.perf_counter()  # the window a step row sums
+        ready = time.perf_counter()  # since when the loop has been waiting for a batch
         for batch in self.train_loader:
+            self.data_wait_s += time.perf_counter() - ready
             n, loss = self._step(to_device(batch, acc.device), frozen)
             win_loss, win_n = win_loss + loss * n, win_n + n
             self.step_in_epoch += 1
@@ -458,6 +461,7 @@ class Trainer:
                 self.on_step(self)
             if self._stop_requested():
                 return False
+            ready = time.perf_counter()
         return True
 
     def evaluate_split(self, loader: DataLoader) -> tuple[dict[str, Any], Any, Any, list[str]]:
@@ -467,6 +471,7 @@ class Trainer:
         """Train one epoch and validate: the epoch's metrics, or None when stopped midway."""
         acc = self.accelerator
         t0, seen0 = time.perf_counter(), self.epoch_acc["seen"]
+        self.data_wait_s = 0.0
         if not self.train_epoch():
             return None
         epoch_time = time.perf_counter() - t0
@@ -491,6 +496,7 @@ class Trainer:
             "samples_per_s": (self.epoch_acc["seen"] - seen0)
             * acc.num_processes
             / max(epoch_time, 1e-9),
+            "data_wait_share": min(self.data_wait_s / max(epoch_time, 1e-9), 1.0),
         }
         if acc.num_processes > 1:
             row["sync_max_diff"] = param_spread(acc, self.model)

@@ -303,3 +303,28 @@ def test_tracker_receives_scalar_metrics(tmp_path, monkeypatch):
     assert {"epoch/val_acc", "epoch/train_loss", "step/lr", "eval_test/accuracy"} <= keys
     assert seen[-1][0] == "closed"
     assert trackers.Trackers  # module importable without tensorboard or wandb
+
+
+def test_epoch_rows_say_how_long_training_waited_for_data(tmp_path, monkeypatch):
+    """data_wait_share: the share of an epoch's training time blocked on the loader. A
+    dataset that sleeps in __getitem__ (no workers: the wait is the loop's) shows it."""
+    from engine.data.landmarks import LandmarkDataset
+
+    def shares(run_dir):
+        rows = runs.iter_epochs(runs.read_jsonl(run_dir / "metrics.jsonl"))
+        return [r["data_wait_share"] for r in rows]
+
+    cfg = tiny_cfg("training.max_epochs=2", "data.num_workers=0", "training.eval_test=false")
+    assert run_training(cfg, tmp_path / "fast") == EXIT_OK
+    fast = shares(tmp_path / "fast")
+    assert len(fast) == 2 and all(0.0 <= s <= 1.0 for s in fast)
+    real = LandmarkDataset.__getitem__
+
+    def slow(self, key):
+        time.sleep(0.01)
+        return real(self, key)
+
+    monkeypatch.setattr(LandmarkDataset, "__getitem__", slow)
+    assert run_training(cfg, tmp_path / "slow") == EXIT_OK
+    slowed = shares(tmp_path / "slow")
+    assert min(slowed) > 0.5 and min(slowed) > max(fast)

@@ -208,10 +208,29 @@ def main(argv: list[str] | None = None) -> int:
     )
 
 
+def fast_exit(code: int) -> None:
+    """End the process once a job has recorded everything: the exit handlers run (logging
+    flushes and closes log.txt, multiprocessing reaps its children, trackers close), the
+    standard streams are flushed, and the interpreter's own teardown is skipped. With
+    torch, scipy and pandas loaded that teardown (module dicts cleared, extension
+    destructors) took 0.9 s after a 10 s demo run had ended: time a user or a sweep waits
+    for nothing."""
+    import atexit
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed or a full disk: nothing more to say there
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
     # log lines are best effort: on a full disk log.txt cannot take them, and a traceback
     # per line would bury the one line that says so
     import logging
 
     logging.raiseExceptions = False
-    sys.exit(main())
+    code = main()
+    fast_exit(0 if code is None else int(code))

@@ -1,7 +1,8 @@
 """Evaluation: summaries, per-class tables, confusion pairs, threshold sweeps, ``eval/`` files.
 
-numpy + scikit-learn only (no torch), so viewers (CLI tables, the TUI's threshold screen)
-can import it. All figures come from :mod:`sklearn.metrics`.
+numpy only (no torch, no scikit-learn), so viewers (CLI tables, the TUI's threshold screen)
+can import it at once. The figures are :mod:`sklearn.metrics`' definitions, computed by
+:mod:`engine.metrics` (checked against sklearn in ``tests/test_metrics.py``).
 
 Conventions:
 
@@ -29,27 +30,14 @@ import io
 import json
 import math
 import re
-import warnings
 import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.exceptions import UndefinedMetricWarning
-from sklearn.metrics import (
-    accuracy_score,
-    average_precision_score,
-    confusion_matrix,
-    f1_score,
-    log_loss,
-    precision_recall_fscore_support,
-    precision_score,
-    recall_score,
-    roc_auc_score,
-    top_k_accuracy_score,
-)
 
+from engine import metrics
 from engine.runs import atomic_write_bytes, atomic_write_json, to_jsonable
 from engine.schema import BINARY_SCORES, SPLIT_SCORES
 
@@ -113,20 +101,14 @@ def _f(x: Any) -> float | None:
 
 
 def _top_k(y: np.ndarray, p: np.ndarray, k: int) -> float:
-    c = p.shape[1]
-    k = min(k, c)
-    score = p[:, 1] if c == 2 else p  # sklearn wants the positive-class column when binary
-    with warnings.catch_warnings():
-        # k == C is a (meaningless but correct) perfect score; sklearn warns about it.
-        warnings.simplefilter("ignore", UndefinedMetricWarning)
-        return float(top_k_accuracy_score(y, score, k=k, labels=np.arange(c)))
+    return metrics.top_k_accuracy(y, p, k)  # k >= C: a (meaningless but correct) 1.0
 
 
 def _nll(y: np.ndarray, p: np.ndarray) -> float:
     """Mean cross-entropy of the probabilities, clipped away from 0 and renormalised."""
     q = np.clip(p.astype(np.float64), _PROB_EPS, 1.0)
     q = q / q.sum(axis=1, keepdims=True)
-    return float(log_loss(y, q, labels=np.arange(p.shape[1])))
+    return metrics.mean_nll(y, q)
 
 
 def summarize(y_true: np.ndarray, probs: np.ndarray, class_names: list[str]) -> dict[str, Any]:
@@ -153,28 +135,21 @@ def summarize(y_true: np.ndarray, probs: np.ndarray, class_names: list[str]) -> 
         return out
 
     pred = p.argmax(axis=1)
-    labels = np.arange(c)
     present = np.unique(y)
-    out["accuracy"] = float(accuracy_score(y, pred))
+    prec, rec, f1, support = metrics.per_class(y, pred, c)
+    out["accuracy"] = metrics.accuracy(y, pred)
     out["top5_accuracy"] = _top_k(y, p, TOP_KS[0])
     out["top10_accuracy"] = _top_k(y, p, TOP_KS[1])
-    out["per_class_accuracy"] = float(
-        recall_score(y, pred, labels=present, average="macro", zero_division=0)
-    )
-    mp, mr, mf, _ = precision_recall_fscore_support(
-        y, pred, labels=labels, average="macro", zero_division=0
-    )
-    out["macro_precision"] = float(mp)
-    out["macro_recall"] = float(mr)
-    out["macro_f1"] = float(mf)
-    out["weighted_f1"] = float(
-        f1_score(y, pred, labels=labels, average="weighted", zero_division=0)
-    )
+    out["per_class_accuracy"] = float(rec[present].mean())  # macro recall, classes present
+    out["macro_precision"] = float(prec.mean())
+    out["macro_recall"] = float(rec.mean())
+    out["macro_f1"] = float(f1.mean())
+    out["weighted_f1"] = float(np.sum(f1 * support) / support.sum())
     out["nll"] = _nll(y, p)
     if c == 2:
         if len(present) == 2:
-            out["roc_auc"] = float(roc_auc_score(y, p[:, 1]))
-            out["pr_auc"] = float(average_precision_score(y, p[:, 1]))
+            out["roc_auc"] = metrics.roc_auc(y, p[:, 1])
+            out["pr_auc"] = metrics.average_precision(y, p[:, 1])
         else:
             out["roc_auc"] = None
             out["pr_auc"] = None
@@ -190,9 +165,7 @@ def per_class_table(
     y, p, c = _as_inputs(y_true, probs, class_names)
     pred = p.argmax(axis=1) if len(y) else np.zeros(0, dtype=np.int64)
     if len(y):
-        prec, rec, f1, sup = precision_recall_fscore_support(
-            y, pred, labels=np.arange(c), zero_division=0
-        )
+        prec, rec, f1, sup = metrics.per_class(y, pred, c)
     else:
         prec = rec = f1 = np.zeros(c)
         sup = np.zeros(c, dtype=np.int64)
@@ -229,7 +202,7 @@ def confusion_pairs(
         raise ValueError(f"y_true has {len(y)} labels but y_pred has {len(yp)}")
     if len(y) == 0:
         return []
-    cm = confusion_matrix(y, yp, labels=np.arange(c))
+    cm = metrics.confusion(y, yp, c)
     rows = [
         {
             "true_index": int(i),
@@ -319,17 +292,8 @@ def threshold_sweep(
                 rows.append(_sweep_row(t, None, None, None, None, None, 0))
                 continue
             pred = (score >= t).astype(np.int64)
-            rows.append(
-                _sweep_row(
-                    t,
-                    precision_score(y, pred, labels=[0, 1], pos_label=1, zero_division=0),
-                    recall_score(y, pred, labels=[0, 1], pos_label=1, zero_division=0),
-                    f1_score(y, pred, labels=[0, 1], pos_label=1, zero_division=0),
-                    accuracy_score(y, pred),
-                    1.0,
-                    n,
-                )
-            )
+            prec, rec, f1 = metrics.binary_prf(y, pred)
+            rows.append(_sweep_row(t, prec, rec, f1, metrics.accuracy(y, pred), 1.0, n))
         return rows
 
     pred = p.argmax(axis=1)
@@ -341,7 +305,7 @@ def threshold_sweep(
         if n == 0:
             rows.append(_sweep_row(t, None, None, None, None, None, 0))
             continue
-        accuracy = float(accuracy_score(y[acc_mask], pred[acc_mask])) if accepted else None
+        accuracy = metrics.accuracy(y[acc_mask], pred[acc_mask]) if accepted else None
         recall = float(np.count_nonzero(correct & acc_mask)) / n
         if accuracy is not None and accuracy + recall > 0:
             f1 = 2 * accuracy * recall / (accuracy + recall)

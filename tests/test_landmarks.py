@@ -181,16 +181,118 @@ def test_long_sequences_are_resampled(tmp_path: Path) -> None:
     np.testing.assert_array_equal(x[-1], full[-1])
 
 
-def test_mirror_swaps_hands_and_flips_x() -> None:
-    arrays = {k: v[..., :3].copy() for k, v in sample(4).items()}
-    out = landmarks.mirror(arrays, centre_x=0.5)
-    np.testing.assert_allclose(out["left_hand"][..., 0], 1 - arrays["right_hand"][..., 0])
-    np.testing.assert_array_equal(out["left_hand"][..., 1:], arrays["right_hand"][..., 1:])
-    np.testing.assert_allclose(out["right_hand"][..., 0], 1 - arrays["left_hand"][..., 0])
-    np.testing.assert_allclose(out["pose"][:, 12, 0], 1 - arrays["pose"][:, 11, 0])  # shoulders
-    np.testing.assert_allclose(out["pose"][:, 15, :2], arrays["pose"][:, 16, :2] * [-1, 1] + [1, 0])
-    np.testing.assert_allclose(out["pose"][:, 0, 0], 1 - arrays["pose"][:, 0, 0])  # nose stays
-    np.testing.assert_allclose(out["face"][..., 0], 1 - arrays["face"][..., 0])
+# the per-part implementation features() had before it was stacked on one points axis: the
+# reference the vectorised one must equal, draw for draw (noise aside: it draws in another order)
+def _ref_mirror(arrays: dict[str, np.ndarray], centre_x: float) -> dict[str, np.ndarray]:
+    out = {}
+    for part, a in arrays.items():
+        a = a.copy()
+        a[..., 0] = 2 * centre_x - a[..., 0]
+        if part == "pose":
+            a = a[:, landmarks.POSE_MIRROR]
+        out[part] = a
+    left, right = out.pop("left_hand", None), out.pop("right_hand", None)
+    if right is not None:
+        out["left_hand"] = right
+    if left is not None:
+        out["right_hand"] = left
+    return out
+
+
+def _ref_resample(arrays: dict[str, np.ndarray], frames: int) -> dict[str, np.ndarray]:
+    t = len(next(iter(arrays.values())))
+    if frames == t:
+        return arrays
+    idx = np.round(np.linspace(0, t - 1, max(frames, 1))).astype(np.int64)
+    return {k: v[idx] for k, v in arrays.items()}
+
+
+def _ref_features(arrays, spec, rng=None) -> np.ndarray:
+    arrays = {k: v[..., :3].astype(np.float32) for k, v in arrays.items()}
+    centre, width = landmarks.centre_scale(arrays)
+    if spec.normalize:
+        for a in arrays.values():
+            a[..., :2] -= centre
+            a /= width
+        centre = np.zeros(2)
+    if rng is not None:
+        flip = rng.random() < 0.5
+        angle = np.deg2rad(rng.uniform(-spec.rotate_deg, spec.rotate_deg))
+        scale = rng.uniform(*spec.scale_range)
+        speed = rng.uniform(*spec.speed_range)
+        if spec.mirror and flip:
+            arrays = _ref_mirror(arrays, float(centre[0]))
+        c, s = np.cos(angle), np.sin(angle)
+        rot = np.array([[c, -s], [s, c]], dtype=np.float32) * scale
+        for a in arrays.values():
+            a[..., :2] = (a[..., :2] - centre.astype(np.float32)) @ rot.T + centre
+            a[..., 2:] *= scale
+        t = len(next(iter(arrays.values())))
+        arrays = _ref_resample(arrays, max(1, int(round(t / max(speed, 1e-3)))))
+    if len(next(iter(arrays.values()))) > spec.max_frames:
+        arrays = _ref_resample(arrays, spec.max_frames)
+    t = len(next(iter(arrays.values())))
+    coords, present = [], []
+    for part, points in zip(spec.parts, spec.points, strict=True):
+        a = arrays.get(part, np.full((t, points, 3), np.nan, np.float32))[..., : spec.coords]
+        present.append(np.isfinite(a).any(axis=(1, 2)))
+        coords.append(np.nan_to_num(a, nan=0.0).reshape(len(a), -1))
+    return np.concatenate(coords + [np.stack(present, 1)], axis=1).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        ("pose", "left_hand", "right_hand", "face"),
+        ("left_hand",),  # mirrored, the left hand's features come from the right hand
+        ("right_hand", "pose"),
+        ("face",),
+    ],
+)
+@pytest.mark.parametrize("normalize", [True, False])
+@pytest.mark.parametrize("coords", [2, 3])
+def test_features_equal_the_per_part_reference(parts, normalize, coords) -> None:
+    points = tuple(FACE if p == "face" else landmarks.POINTS[p] for p in parts)
+    spec = landmarks.FeatureSpec(
+        parts=parts,
+        points=points,
+        coords=coords,
+        max_frames=9,
+        normalize=normalize,
+        speed_range=(0.6, 1.4),
+        rotate_deg=20.0,
+        scale_range=(0.8, 1.2),
+        mirror=True,
+    )
+    arrays = sample(12, seed=3)
+    arrays["right_hand"][2:5] = np.nan  # a hand missing for a few frames
+    del arrays["left_hand"]  # and one never detected
+    np.testing.assert_allclose(
+        landmarks.features(arrays, spec), _ref_features(arrays, spec), atol=1e-5
+    )
+    flips = set()
+    for seed in range(8):
+        new = landmarks.features(arrays, spec, np.random.default_rng(seed))
+        ref = _ref_features(arrays, spec, np.random.default_rng(seed))
+        assert new.shape == ref.shape and new.shape[1] == spec.dim
+        np.testing.assert_allclose(new, ref, atol=1e-5)
+        flips.add(np.random.default_rng(seed).random() < 0.5)
+    assert flips == {True, False}  # both mirrored and plain draws were compared
+    prep = landmarks.prepare(arrays, spec)
+    before = prep.points.copy()
+    landmarks.features_from(prep, spec, np.random.default_rng(0))
+    np.testing.assert_array_equal(prep.points, before)  # the cached sample is never changed
+
+
+def test_noise_augmentation_adds_noise_of_the_asked_size() -> None:
+    spec = landmarks.FeatureSpec(
+        parts=("pose",), points=(33,), coords=2, max_frames=64, normalize=True, noise_std=0.05
+    )
+    arrays = sample(40, seed=1)
+    plain = landmarks.features(arrays, spec)
+    noisy = landmarks.features(arrays, spec, np.random.default_rng(0))
+    diff = (noisy - plain)[:, :66]
+    assert diff.std() == pytest.approx(0.05, rel=0.1) and abs(diff.mean()) < 0.01
 
 
 def test_mirror_augmentation_in_the_dataset(small_root: Path) -> None:

@@ -102,7 +102,7 @@ def show(
     Also: grouped metrics (per sample vs per group, where the data has groups), the best
     thresholds, its `slr eval` folders (eval-NAME/), and for a translation run BLEU/chrF/WER
     (greedy and beam) with some of its translations."""
-    from engine import evaluate  # numpy/sklearn only
+    from engine import evaluate  # numpy only
 
     if split not in ("val", "test"):
         raise fail(f"--split must be val or test, not '{split}'")

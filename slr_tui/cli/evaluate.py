@@ -168,7 +168,7 @@ def evaluate(
     checkpoint were used, predictions.npz, per_class.csv, confusion.csv, thresholds.csv);
     the run's own eval/ is never touched. Ctrl-C stops cleanly and leaves no eval-NAME/.
     """
-    from engine.evaluate import EVAL_NAME, EVAL_PREFIX  # numpy/sklearn only
+    from engine.evaluate import EVAL_NAME, EVAL_PREFIX  # numpy only
 
     if checkpoint not in CHECKPOINT_CHOICES:
         raise fail(f"--checkpoint must be best or last, not '{checkpoint}'")
@@ -240,7 +240,7 @@ def evaluate(
 
 def show_eval(out: Path, report: dict[str, Any], skipped: int = 0) -> None:
     """The summary of one eval-NAME/ folder: headline figures and grouped metrics."""
-    from engine import evaluate  # numpy/sklearn only
+    from engine import evaluate  # numpy only
 
     report = runs.clean_report(report) or {}
     per_class = {

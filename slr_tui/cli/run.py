@@ -6,8 +6,10 @@ folder. optuna and submitit are imported only by the commands that use them."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -123,10 +125,8 @@ def _progress_loop(run_dir: Path, proc, quiet: bool) -> int:
 
     old = signal.signal(signal.SIGINT, on_sigint)
     try:
-        if quiet:
-            while proc.poll() is None:
-                time.sleep(0.5)
-            return proc.returncode
+        if quiet:  # a Ctrl-C runs the handler and the wait goes on (PEP 475)
+            return proc.wait()
         progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -174,7 +174,8 @@ def _progress_loop(run_dir: Path, proc, quiet: bool) -> int:
                         progress.update(st_task, completed=progress.tasks[st_task].total or 0)
                 if not running:
                     break
-                time.sleep(0.25)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(0.25)  # back at once when the engine ends
         return proc.returncode
     finally:
         signal.signal(signal.SIGINT, old)

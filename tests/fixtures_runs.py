@@ -354,8 +354,8 @@ async def until(pilot: Any, cond: Any, timeout: float = 10.0, what: str = "") ->
 
 def _cursor_in_view(table: Any) -> bool:
     """Whether a DataTable's cursor row lies inside its visible rows (or it has none)."""
-    if not table.display or not table.show_cursor or table.row_count == 0:
-        return True
+    if not table.is_on_screen or not table.show_cursor or table.row_count == 0:
+        return True  # (a table in a hidden tab keeps the size it had when last shown)
     height = table.scrollable_content_region.height
     if height <= 0:
         return True
@@ -394,6 +394,11 @@ async def settle(pilot: Any, blink: bool = True) -> None:
             break
         before = now
         await pilot.pause(0.05)
+    # one more arrangement of the whole screen after the last scroll: a scrollbar takes
+    # its table's virtual size when the screen is arranged, so a table that grew after the
+    # last layout could still draw its thumb where it was
+    app.screen.refresh(layout=True)
+    await pilot.pause(0.1)
     if blink:
         for inp in app.screen.query(Input):
             inp.cursor_blink = False

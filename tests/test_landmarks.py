@@ -332,6 +332,41 @@ def test_augmentation_is_keyed_by_seed_epoch_and_index(small_root: Path) -> None
     )
 
 
+@pytest.mark.parametrize("use_z", [False, True])
+def test_a_batch_is_featurised_as_its_samples_are(tmp_path: Path, use_z: bool, monkeypatch) -> None:
+    """__getitems__ (what the DataLoader asks for) gives exactly the items __getitem__ gives,
+    with every augmentation on; the DataLoader goes through it."""
+    import torch
+
+    items = [(f"s{i}", "ab"[i % 2], "train", sample(8 + 3 * i, seed=i)) for i in range(7)]
+    items[2][3]["right_hand"][:4] = np.nan
+    items.append(("v0", "a", "val", sample(6, seed=9)))
+    root = write_root(tmp_path / "lm", items, ["a", "b"])
+    cfg = config(
+        root,
+        mirror=True,
+        use_z=use_z,
+        noise_std=0.02,
+        rotate_deg=15.0,
+        speed_range=(0.7, 1.3),
+        max_frames=12,
+        seed=5,
+    )
+    ds = landmarks.build(cfg).train
+    keys = [(i, e) for e in range(3) for i in range(len(ds))]
+    batch = ds.__getitems__(keys)
+    for k, got in zip(keys, batch, strict=True):
+        want = ds[k]
+        assert set(got) == set(want) and got["id"] == want["id"] and got["label"] == want["label"]
+        np.testing.assert_array_equal(got["x"], want["x"])
+    assert len({b["x"].shape[0] for b in batch}) > 1  # lengths differed within the batch
+    calls = []
+    real = landmarks.features_batch
+    monkeypatch.setattr(landmarks, "features_batch", lambda *a: calls.append(1) or real(*a))
+    loader = torch.utils.data.DataLoader(ds, batch_size=4, collate_fn=lambda b: b)
+    assert sum(len(b) for b in loader) == len(ds) and len(calls) == 2
+
+
 def test_speed_augmentation_changes_length(small_root: Path) -> None:
     bundle = landmarks.build(config(small_root, speed_range=(0.5, 0.5)))
     assert bundle.train[(1, 0)]["x"].shape[0] == 14  # 7 frames played at half speed

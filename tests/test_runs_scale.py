@@ -209,3 +209,28 @@ async def test_best_is_the_checkpoints_monitored_figure(store):
         rows = {r["key"]: r for r in table.rows_data}
         assert rows["run0001"]["best_s"] == "0.4321 loss"
         assert rows["run0002"]["best_s"] == f"{_meta(2)['best_metric']:.4f} F1"
+
+
+async def test_a_running_runs_duration_ticks_in_steps(store, monkeypatch):
+    """A running run's duration cell moves in steps of ACTIVE_TICK_S: a scan between steps
+    touches no cell (every changed cell repaints the whole visible table)."""
+    from slr_tui.screens.runs import ACTIVE_TICK_S
+
+    start = T0 + 60.0 * 50
+    _write(store, 50, status="running", pid=os.getpid(), ended_at=None, started_at=start)
+    clock = {"now": start + 100.0}
+    app = make_app(runs_poll_s=3600, clock=lambda: clock["now"])
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.screen.table
+        await until(pilot, lambda: table.row_count == 41, what="41 rows")
+        calls = _count(table, monkeypatch)
+        row = next(r for r in table._ordered() if r["key"] == "run0050")
+        assert row["duration"] == 100.0
+        clock["now"] += ACTIVE_TICK_S - 3  # 102 s: the same step
+        await _rescan(pilot)
+        assert calls["update_cell"] == []
+        clock["now"] += 3  # 105 s: the next step
+        await _rescan(pilot)
+        assert {str(a[0]) for a in calls["update_cell"]} == {"run0050"}
+        row = next(r for r in table._ordered() if r["key"] == "run0050")
+        assert row["duration"] == 100.0 + ACTIVE_TICK_S

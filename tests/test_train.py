@@ -318,13 +318,18 @@ def test_epoch_rows_say_how_long_training_waited_for_data(tmp_path, monkeypatch)
     assert run_training(cfg, tmp_path / "fast") == EXIT_OK
     fast = shares(tmp_path / "fast")
     assert len(fast) == 2 and all(0.0 <= s <= 1.0 for s in fast)
-    real = LandmarkDataset.__getitem__
+    one, batch = LandmarkDataset.__getitem__, LandmarkDataset.__getitems__
 
-    def slow(self, key):
+    def slow_one(self, key):
         time.sleep(0.01)
-        return real(self, key)
+        return one(self, key)
 
-    monkeypatch.setattr(LandmarkDataset, "__getitem__", slow)
+    def slow_batch(self, keys):
+        time.sleep(0.01 * len(keys))
+        return batch(self, keys)
+
+    monkeypatch.setattr(LandmarkDataset, "__getitem__", slow_one)
+    monkeypatch.setattr(LandmarkDataset, "__getitems__", slow_batch)
     assert run_training(cfg, tmp_path / "slow") == EXIT_OK
     slowed = shares(tmp_path / "slow")
     assert min(slowed) > 0.5 and min(slowed) > max(fast)

@@ -299,7 +299,9 @@ def main() -> None:
     runs_dir = out / "runs"
     start = time.time()
     # aeon's MiniRocket gets the seed the engine gives ours (training.seed)
-    seed = config_for("minirocket", out, args.set, 1).training.seed
+    # (only --set training.*: a model key such as model.ensemble is not minirocket's)
+    training_sets = [s for s in args.set if s.startswith("training.")]
+    seed = config_for("minirocket", out, training_sets, 1).training.seed
     rows: dict[str, dict] = {}
     tasks = []  # (cost, dataset, model)
     for name in datasets:

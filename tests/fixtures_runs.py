@@ -405,6 +405,20 @@ async def settle(pilot: Any, blink: bool = True) -> None:
     await pilot.pause(0.1)
 
 
+async def open_live(pilot: Any, path: Path) -> Any:
+    """Push the live screen of run ``path`` and wait until it has read the run (and its
+    eval/ when there is one)."""
+    from slr_tui.screens.live import LiveRunScreen
+
+    screen = LiveRunScreen(path)
+    await pilot.app.push_screen(screen)
+    await until(pilot, lambda: screen.loaded, what="live screen loaded")
+    if (Path(path) / "eval" / "report.json").is_file():
+        await until(pilot, lambda: screen.eval_loaded, what="eval loaded")
+    await pilot.pause(0.2)
+    return screen
+
+
 async def to_row(pilot: Any, key: str) -> None:
     """Put the runs table's cursor on run ``key`` (once the list shows it)."""
     table = pilot.app.screen.table

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from slr_tui.screens.compare import CompareScreen, diff_cells, id_labels, run_labels
-from slr_tui.screens.live import LiveRunScreen
 from slr_tui.widgets.gpu_panel import GpuPanel
 from slr_tui.widgets.metric_plot import MetricPlot
 from slr_tui.widgets.sortable_table import SortableTable
 from tests.fixtures_runs import (
     fixed_runs,
     make_app,
+    open_live,
     settle,
     until,
     write_binary_run,
@@ -34,14 +34,6 @@ SWEEP_IDS = [f"20250104-08{i}000-error-recognition-bigru" for i in range(4)]
 def fx(tmp_path, monkeypatch):
     with fixed_runs(tmp_path, monkeypatch) as paths:
         yield paths
-
-
-async def open_live(pilot, path: Path) -> LiveRunScreen:
-    screen = LiveRunScreen(path)
-    await pilot.app.push_screen(screen)
-    await until(pilot, lambda: screen.loaded, what="live screen loaded")
-    await pilot.pause(0.2)
-    return screen
 
 
 async def open_compare(pilot, paths: list[Path]) -> CompareScreen:
@@ -255,8 +247,6 @@ async def test_compare_four_runs_diff_fits_and_running_run_shows_latest(fx):
 def _live_snapshot(snap_compare, path: Path, size: tuple[int, int]) -> bool:
     async def before(pilot):
         await open_live(pilot, path)
-        if (path / "eval" / "report.json").is_file():
-            await until(pilot, lambda: pilot.app.screen.eval_loaded)
         await settle(pilot)
 
     return snap_compare(make_app(), terminal_size=size, run_before=before)

@@ -9,11 +9,19 @@ from pathlib import Path
 import pytest
 from textual.widgets import SelectionList
 
-from slr_tui.screens.live import SMOOTHING, LiveRunScreen
+from slr_tui.screens.live import SMOOTHING
 from slr_tui.screens.metric_picker import MetricPickerScreen
 from slr_tui.widgets._series import RunSeries, ema
 from slr_tui.widgets.metric_plot import MARKERS, MetricPlot
-from tests.fixtures_runs import fixed_runs, make_app, metric_rows, settle, until, write_ctc_run
+from tests.fixtures_runs import (
+    fixed_runs,
+    make_app,
+    metric_rows,
+    open_live,
+    settle,
+    until,
+    write_ctc_run,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -22,14 +30,6 @@ pytestmark = pytest.mark.anyio
 def fx(tmp_path, monkeypatch):
     with fixed_runs(tmp_path, monkeypatch) as paths:
         yield paths
-
-
-async def open_live(pilot, path: Path) -> LiveRunScreen:
-    screen = LiveRunScreen(path)
-    await pilot.app.push_screen(screen)
-    await until(pilot, lambda: screen.loaded, what="live screen loaded")
-    await pilot.pause(0.1)
-    return screen
 
 
 def plots(screen) -> tuple[MetricPlot, MetricPlot]:

@@ -12,10 +12,17 @@ import pytest
 
 from engine import evaluate, runs
 from slr_tui.screens.compare import CompareScreen
-from slr_tui.screens.live import LiveRunScreen
 from slr_tui.widgets.class_bars import bar, bars_text, sorted_rows
 from slr_tui.widgets.heatmap import ConfusionHeatmap, classes_that_fit, heatmap_text
-from tests.fixtures_runs import fixed_runs, make_app, predictions, settle, until, write_run
+from tests.fixtures_runs import (
+    fixed_runs,
+    make_app,
+    open_live,
+    predictions,
+    settle,
+    until,
+    write_run,
+)
 
 pytestmark = pytest.mark.anyio
 BIG = "20250106-090000-wlasl300"
@@ -83,15 +90,6 @@ def test_class_bars_are_sorted_worst_first_with_support():
 
 
 # --------------------------------------------------------------------------- screens
-
-
-async def open_live(pilot, path: Path) -> LiveRunScreen:
-    screen = LiveRunScreen(path)
-    await pilot.app.push_screen(screen)
-    await until(pilot, lambda: screen.loaded, what="live screen loaded")
-    if (path / "eval" / "report.json").is_file():
-        await until(pilot, lambda: screen.eval_loaded, what="eval loaded")
-    return screen
 
 
 async def test_g_switches_the_tabs_to_the_heatmap_and_bars(fx):

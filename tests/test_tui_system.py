@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from engine import runs
-from slr_tui.screens.live import LiveRunScreen
 from slr_tui.widgets.gpu_panel import GpuPanel
 from slr_tui.widgets.sortable_table import SortableTable
 from slr_tui.widgets.system_panel import (
@@ -24,6 +23,7 @@ from tests.fixtures_runs import (
     T0,
     fixed_runs,
     make_app,
+    open_live,
     settle,
     until,
     write_gpus8_system,
@@ -76,14 +76,6 @@ def host_run(root: Path, status: str = "finished", n: int = 60) -> Path:
     (run / runs.SYSTEM).unlink(missing_ok=True)
     runs.append_rows(run / runs.SYSTEM, host_rows(n))  # the schema-checked writer
     return run
-
-
-async def open_live(pilot, path: Path) -> LiveRunScreen:
-    screen = LiveRunScreen(path)
-    await pilot.app.push_screen(screen)
-    await until(pilot, lambda: screen.loaded, what="live screen loaded")
-    await pilot.pause(0.2)
-    return screen
 
 
 def panel_lines(widget) -> list[str]:

@@ -243,44 +243,21 @@ def features_from(
     prep: Prepared, spec: FeatureSpec, rng: np.random.Generator | None = None
 ) -> np.ndarray:
     """A prepared sample -> (T, D) float32 features; ``rng`` draws the augmentation (mirror,
-    rotation and scale about the centre, speed, noise). ``prep`` is never changed.
-
-    Frames and points are picked first (speed, ``max_frames``, the mirror's swaps), in one
-    gather of only the points and coordinates that become features; the rotation, scale
-    and noise then touch nothing else. :func:`features_batch` does the same for a batch."""
-    d = _draw(prep, spec, rng)
-    centre = prep.centre
-    sel = prep.points[d.frames[:, None], d.points[None, :], : spec.coords]  # a copy
-    if rng is not None:
-        x, y = sel[..., 0] - centre[0], sel[..., 1] - centre[1]
-        if d.mirrored:  # x flipped about the centre: (2c - x) - c
-            x = -x
-        sel[..., 0] = d.cos * x - d.sin * y + centre[0]
-        sel[..., 1] = d.sin * x + d.cos * y + centre[1]
-        if spec.coords > 2:
-            sel[..., 2:] *= np.float32(d.scale)
-        if spec.noise_std > 0:
-            sel += _normal(rng, sel.shape) * np.float32(spec.noise_std)
-    return _finish(sel, prep, spec)
+    rotation and scale about the centre, speed, noise). ``prep`` is never changed. One
+    sample through :func:`features_batch`."""
+    return features_batch([prep], spec, [rng])[0]
 
 
-def features_batch(
-    preps: list[Prepared], spec: FeatureSpec, rngs: list[np.random.Generator]
-) -> list[np.ndarray]:
-    """:func:`features_from` for several augmented samples at once: the same draws and the
-    same float32 arithmetic (so the same features), done on one padded array, not sample
-    by sample (a demo sample: ~0.2 ms alone). Samples with other point counts than the
-    first are done alone."""
-    if not preps:
-        return []
-    draws = [_draw(p, spec, r) for p, r in zip(preps, rngs, strict=True)]
-    npts = len(draws[0].points)
-    if any(len(d.points) != npts for d in draws):
-        return [features_from(p, spec, r) for p, r in zip(preps, rngs, strict=True)]
-    lens = [len(d.frames) for d in draws]
-    sel = np.full((len(preps), max(lens), npts, spec.coords), np.nan, np.float32)
-    for b, (p, d) in enumerate(zip(preps, draws, strict=True)):
-        sel[b, : lens[b]] = p.points[d.frames[:, None], d.points[None, :], : spec.coords]
+def _augment(
+    sel: np.ndarray,
+    preps: list[Prepared],
+    draws: list[_Draw],
+    rngs: list[Any],
+    lens: list[int],
+    spec: FeatureSpec,
+) -> None:
+    """Mirror, rotate and scale each sample's points about its centre, and add its noise,
+    in place, in float32 (``sel``: (B, T, P, coords), sample b's first ``lens[b]`` frames)."""
 
     def per_sample(values: list[float]) -> np.ndarray:
         return np.asarray(values, np.float32)[:, None, None]
@@ -297,6 +274,33 @@ def features_batch(
     if spec.noise_std > 0:
         for b, r in enumerate(rngs):
             sel[b, : lens[b]] += _normal(r, sel[b, : lens[b]].shape) * np.float32(spec.noise_std)
+
+
+def features_batch(
+    preps: list[Prepared], spec: FeatureSpec, rngs: list[np.random.Generator | None]
+) -> list[np.ndarray]:
+    """Several samples at once, on one padded array (a demo sample alone: ~0.2 ms), each
+    with its own draw from its ``rng`` (all None: no augmentation).
+
+    Frames and points are picked first (speed, ``max_frames``, the mirror's swaps), in one
+    gather of only the points and coordinates that become features; the rotation, scale
+    and noise then touch nothing else. Samples with other point counts than the first are
+    done one by one."""
+    if not preps:
+        return []
+    augment = {r is not None for r in rngs}
+    if len(augment) > 1:
+        raise ValueError("a batch is augmented whole or not at all")
+    draws = [_draw(p, spec, r) for p, r in zip(preps, rngs, strict=True)]
+    npts = len(draws[0].points)
+    if any(len(d.points) != npts for d in draws):
+        return [features_from(p, spec, r) for p, r in zip(preps, rngs, strict=True)]
+    lens = [len(d.frames) for d in draws]
+    sel = np.full((len(preps), max(lens), npts, spec.coords), np.nan, np.float32)
+    for b, (p, d) in enumerate(zip(preps, draws, strict=True)):
+        sel[b, : lens[b]] = p.points[d.frames[:, None], d.points[None, :], : spec.coords]
+    if augment == {True}:
+        _augment(sel, preps, draws, rngs, lens, spec)
     out = _finish(sel, preps[0], spec)
     return [out[b, : lens[b]] for b in range(len(preps))]
 

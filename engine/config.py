@@ -105,6 +105,13 @@ class DataOptions(Section):
         description="DataLoader worker processes (null: none on fewer than 4 cores, else a "
         "quarter of the cores this run may use, at most 4; see log.txt).",
     )
+    prefetch_batches: int = Field(
+        2,
+        ge=0,
+        le=64,
+        description="Without loader workers: training batches made ahead in a background "
+        "thread while the model steps (0: none; the batches are the same either way).",
+    )
     augment: bool = Field(True, description="Augment training samples.")
     seed: int = Field(0, description="Seed for splits and augmentation.")
 

@@ -331,15 +331,17 @@ class Recorder:
 # --------------------------------------------------------------------------- log lines
 
 
-def log_threads(threads: dict[str, Any], num_workers: int) -> None:
+def log_threads(threads: dict[str, Any], num_workers: int, prefetch: int = 0) -> None:
+    ahead = f", {prefetch} batches made ahead in a thread" if prefetch and not num_workers else ""
     log.info(
-        "threads: %d (%s; %d cores, %d run%s sharing them, %d loader workers)",
+        "threads: %d (%s; %d cores, %d run%s sharing them, %d loader workers%s)",
         threads["num_threads"],
         threads["source"],
         threads["cores"],
         threads["concurrent_runs"],
         "" if threads["concurrent_runs"] == 1 else "s",
         num_workers,
+        ahead,
     )
 
 

@@ -30,6 +30,7 @@ from engine import checkpoint, recording
 from engine.config import ConfigError, RunConfig
 from engine.data import DataError, build_data
 from engine.data.base import DataBundle, EpochSampler
+from engine.data.prefetch import Prefetched
 from engine.inference import (
     any_process,
     evaluate_split,
@@ -219,7 +220,9 @@ class Trainer:
         self.is_main = self.accelerator.is_main_process
         setup_logging(self.run_dir, self.is_main)
         self.threads = apply_budget(t.num_threads, cfg.data.num_workers)
-        recording.log_threads(self.threads, self.threads["loader_workers"])
+        workers = self.threads["loader_workers"]
+        self.threads["prefetch_batches"] = 0 if workers else cfg.data.prefetch_batches
+        recording.log_threads(self.threads, workers, self.threads["prefetch_batches"])
 
     def _load_data(self) -> None:
         with self.accelerator.main_process_first():
@@ -447,21 +450,22 @@ class Trainer:
         frozen = self._frozen_parameters()
         win_loss, win_n, win_t0 = 0.0, 0, time.perf_counter()  # the window a step row sums
         ready = time.perf_counter()  # since when the loop has been waiting for a batch
-        for batch in self.train_loader:
-            self.data_wait_s += time.perf_counter() - ready
-            n, loss = self._step(to_device(batch, acc.device), frozen)
-            win_loss, win_n = win_loss + loss * n, win_n + n
-            self.step_in_epoch += 1
-            self.global_step += 1
-            if self.global_step % log_every == 0 or self.step_in_epoch == self.steps_per_epoch:
-                dt = max(time.perf_counter() - win_t0, 1e-9)
-                self._step_row(win_loss / max(win_n, 1), win_n * acc.num_processes / dt)
-                win_loss, win_n, win_t0 = 0.0, 0, time.perf_counter()
-            if self.on_step is not None:
-                self.on_step(self)
-            if self._stop_requested():
-                return False
-            ready = time.perf_counter()
+        with Prefetched(self.train_loader, self.threads["prefetch_batches"]) as batches:
+            for batch in batches:
+                self.data_wait_s += time.perf_counter() - ready
+                n, loss = self._step(to_device(batch, acc.device), frozen)
+                win_loss, win_n = win_loss + loss * n, win_n + n
+                self.step_in_epoch += 1
+                self.global_step += 1
+                if self.global_step % log_every == 0 or self.step_in_epoch == self.steps_per_epoch:
+                    dt = max(time.perf_counter() - win_t0, 1e-9)
+                    self._step_row(win_loss / max(win_n, 1), win_n * acc.num_processes / dt)
+                    win_loss, win_n, win_t0 = 0.0, 0, time.perf_counter()
+                if self.on_step is not None:
+                    self.on_step(self)
+                if self._stop_requested():
+                    return False
+                ready = time.perf_counter()
         return True
 
     def evaluate_split(self, loader: DataLoader) -> tuple[dict[str, Any], Any, Any, list[str]]:

@@ -279,9 +279,13 @@ def test_features_equal_the_per_part_reference(parts, normalize, coords) -> None
         flips.add(np.random.default_rng(seed).random() < 0.5)
     assert flips == {True, False}  # both mirrored and plain draws were compared
     prep = landmarks.prepare(arrays, spec)
-    before = prep.points.copy()
-    landmarks.features_from(prep, spec, np.random.default_rng(0))
-    np.testing.assert_array_equal(prep.points, before)  # the cached sample is never changed
+    views = [prep.plain, prep.mirrored]
+    before = [{k: v.copy() for k, v in vars(view).items()} for view in views]
+    for seed in range(4):  # mirrored and plain draws
+        landmarks.features_from(prep, spec, np.random.default_rng(seed))
+    for view, arrays_before in zip(views, before, strict=True):  # the cached sample stays
+        for key, value in arrays_before.items():
+            np.testing.assert_array_equal(getattr(view, key), value)
 
 
 def test_noise_augmentation_adds_noise_of_the_asked_size() -> None:

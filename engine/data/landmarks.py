@@ -12,6 +12,7 @@ frames where both shoulders are present).
 from __future__ import annotations
 
 import logging
+import math
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,30 +113,80 @@ def centre_scale(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, float]:
 
 
 def _resample_index(t: int, frames: int) -> np.ndarray:
-    return np.round(np.linspace(0, t - 1, max(frames, 1))).astype(np.int64)
+    """``frames`` indices spread evenly over ``t`` frames: ``round(linspace(0, t - 1,
+    frames))`` as numpy computes it, without linspace's overhead (it is drawn per sample)."""
+    frames = max(frames, 1)
+    if frames == 1:
+        return np.zeros(1, np.int64)
+    idx = np.arange(frames) * ((t - 1) / (frames - 1))
+    idx[-1] = t - 1
+    return np.round(idx).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class _Points:
+    """One orientation (as recorded, or mirrored) of a prepared sample's feature points,
+    frame by frame: what a batch gathers its frames from."""
+
+    values: np.ndarray  # (T, P * coords) float32: the features' points, missing coordinates 0
+    present: np.ndarray  # (T, parts) float32: the presence flags
+    # after a turn (rotation, mirror) x and y are missing together: where they are kept,
+    # and the presence flags that follow from that
+    kept: np.ndarray  # (T, P * coords) bool
+    present_turned: np.ndarray  # (T, parts) float32
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.values, self.present, self.kept, self.present_turned))
 
 
 @dataclass(frozen=True)
 class Prepared:
     """What :func:`features` makes of a sample before any augmentation draw (a training
-    split keeps it in memory): every part it needs stacked on one points axis."""
+    split keeps it in memory): the feature points of every frame, centred and scaled,
+    as recorded and (when the spec mirrors) mirrored."""
 
-    points: np.ndarray  # (T, P, 3) float32, NaN where missing; normalised with spec.normalize
     centre: np.ndarray  # (2,) float32: what a mirror and a rotation turn about
-    blocks: dict[str, slice]  # part -> its points on the points axis
-    out_index: np.ndarray  # the points of spec.parts, in order
-    out_blocks: tuple[slice, ...]  # each part of spec.parts on the axis out_index makes
-    mirror_index: np.ndarray  # where each point comes from when mirrored (pose pairs, hands)
+    plain: _Points
+    mirrored: _Points | None  # with spec.mirror: left and right swapped (x not yet negated)
+
+    @property
+    def frames(self) -> int:
+        return len(self.plain.values)
 
     @property
     def nbytes(self) -> int:
-        return self.points.nbytes
+        return self.plain.nbytes + (self.mirrored.nbytes if self.mirrored else 0)
+
+
+def _presence(seen: np.ndarray, blocks: tuple[slice, ...]) -> np.ndarray:
+    """(T, P) point seen -> (T, parts) float32: any point of the part seen."""
+    if seen.size and all(b.stop > b.start for b in blocks):
+        present = np.logical_or.reduceat(seen, [b.start for b in blocks], axis=-1)
+    else:  # a part without points: never present
+        present = np.stack([seen[:, b].any(axis=-1) for b in blocks], -1)
+    return present.reshape(len(seen), len(blocks)).astype(np.float32)
+
+
+def _oriented(sel: np.ndarray, blocks: tuple[slice, ...]) -> _Points:
+    """(T, P, coords) points (NaN where missing) -> their :class:`_Points`."""
+    finite = np.isfinite(sel)
+    kept = finite.copy()
+    if sel.shape[-1] >= 2:
+        kept[..., :2] = (finite[..., 0] & finite[..., 1])[..., None]
+    t = len(sel)
+    return _Points(
+        values=np.where(finite, sel, np.float32(0)).reshape(t, -1),
+        present=_presence(finite.any(axis=-1), blocks),
+        kept=kept.reshape(t, -1),
+        present_turned=_presence(kept.any(axis=-1), blocks),
+    )
 
 
 def prepare(arrays: dict[str, np.ndarray], spec: FeatureSpec) -> Prepared:
     """The deterministic part of :func:`features`: centre and scale (from every array read,
-    as :func:`centre_scale` says), then the parts stacked. A part the spec mirrors into
-    (the other hand) is kept even when it is not a feature."""
+    as :func:`centre_scale` says), then the points of ``spec.parts`` stacked per frame (and,
+    with ``spec.mirror``, the same with left and right swapped: pose pairs and the hands)."""
     arrays = {k: v[..., :3].astype(np.float32) for k, v in arrays.items()}  # drop visibility
     centre, width = centre_scale(arrays)
     t = len(next(iter(arrays.values())))
@@ -153,10 +204,10 @@ def prepare(arrays: dict[str, np.ndarray], spec: FeatureSpec) -> Prepared:
             a = np.full((t, n, 3), np.nan, np.float32)
         elif a.shape[-1] < 3:  # x, y only: z is missing
             a = np.concatenate([a, np.full((*a.shape[:-1], 3 - a.shape[-1]), np.nan, a.dtype)], -1)
-        chunks.append(a)
+        chunks.append(a[..., : spec.coords])
         blocks[part] = slice(at, at + a.shape[1])
         at += a.shape[1]
-    points = np.concatenate(chunks, axis=1) if chunks else np.zeros((t, 0, 3), np.float32)
+    points = np.concatenate(chunks, axis=1) if chunks else np.zeros((t, 0, spec.coords), np.float32)
     if spec.normalize:
         points[..., :2] -= centre
         points /= width
@@ -167,36 +218,37 @@ def prepare(arrays: dict[str, np.ndarray], spec: FeatureSpec) -> Prepared:
         n = blocks[p].stop - blocks[p].start
         out_blocks.append(slice(o, o + n))
         o += n
-    mirror_index = np.arange(at, dtype=np.int64)
-    if "pose" in blocks:
-        mirror_index[blocks["pose"]] = blocks["pose"].start + POSE_MIRROR
-    if "left_hand" in blocks and "right_hand" in blocks:
-        left, right = blocks["left_hand"], blocks["right_hand"]
-        mirror_index[left] = np.arange(right.start, right.stop)
-        mirror_index[right] = np.arange(left.start, left.stop)
-    return Prepared(
-        points, np.asarray(centre, np.float32), blocks, out_index, tuple(out_blocks), mirror_index
-    )
+    mirrored = None
+    if spec.mirror:
+        mirror_index = np.arange(at, dtype=np.int64)
+        if "pose" in blocks:
+            mirror_index[blocks["pose"]] = blocks["pose"].start + POSE_MIRROR
+        if "left_hand" in blocks and "right_hand" in blocks:
+            left, right = blocks["left_hand"], blocks["right_hand"]
+            mirror_index[left] = np.arange(right.start, right.stop)
+            mirror_index[right] = np.arange(left.start, left.stop)
+        mirrored = _oriented(points[:, mirror_index[out_index]], tuple(out_blocks))
+    plain = _oriented(points[:, out_index], tuple(out_blocks))
+    return Prepared(np.asarray(centre, np.float32), plain, mirrored)
 
 
-def _normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    """Standard normal float32 noise, drawn by torch from a seed taken from ``rng`` (so it
-    stays keyed by seed, epoch and sample): about 3x faster than numpy's normal, which
-    was a third of a demo sample's augmentation time."""
+def _normal(rng: np.random.Generator, out: np.ndarray, std: float) -> None:
+    """Fill ``out`` (C-contiguous float32) with normal noise of ``std``, drawn by torch from
+    a seed taken from ``rng`` (so it stays keyed by seed, epoch and sample): about 3x faster
+    than numpy's normal, which was a third of a demo sample's augmentation time."""
     import torch
 
     gen = torch.Generator()
     gen.manual_seed(int(rng.integers(2**62)))
-    return torch.randn(shape, generator=gen).numpy()
+    torch.from_numpy(out).normal_(0.0, std, generator=gen)
 
 
 @dataclass(frozen=True)
 class _Draw:
-    """One sample's augmentation draw: which frames and points, mirrored or not, the
-    rotation (cos, sin, both times the scale) and the scale."""
+    """One sample's augmentation draw: which frames, mirrored or not, the rotation (cos,
+    sin, both times the scale) and the scale."""
 
     frames: np.ndarray
-    points: np.ndarray
     mirrored: bool
     cos: float
     sin: float
@@ -204,12 +256,12 @@ class _Draw:
 
 
 def _draw(prep: Prepared, spec: FeatureSpec, rng: np.random.Generator | None) -> _Draw:
-    t = len(prep.points)
+    t = prep.frames
     frames = np.arange(t)
     mirrored, angle, scale = False, 0.0, 1.0
     if rng is not None:
         mirrored = bool(rng.random() < 0.5) and spec.mirror
-        angle = float(np.deg2rad(rng.uniform(-spec.rotate_deg, spec.rotate_deg)))
+        angle = math.radians(rng.uniform(-spec.rotate_deg, spec.rotate_deg))
         scale = float(rng.uniform(*spec.scale_range))
         speed = rng.uniform(*spec.speed_range)
         n = max(1, int(round(t / max(speed, 1e-3))))
@@ -217,26 +269,7 @@ def _draw(prep: Prepared, spec: FeatureSpec, rng: np.random.Generator | None) ->
             frames = _resample_index(t, n)
     if len(frames) > spec.max_frames:
         frames = frames[_resample_index(len(frames), spec.max_frames)]
-    points = prep.mirror_index[prep.out_index] if mirrored else prep.out_index
-    c, s = np.cos(angle) * scale, np.sin(angle) * scale
-    return _Draw(frames, points, mirrored, float(c), float(s), scale)
-
-
-def _finish(sel: np.ndarray, prep: Prepared, spec: FeatureSpec) -> np.ndarray:
-    """``(..., T, P, coords)`` turned points -> ``(..., T, D)`` features: presence flags per
-    part, missing (or non-finite) coordinates 0."""
-    finite = np.isfinite(sel)
-    seen = finite[..., 0].copy()  # (..., T, P): a point with any finite coordinate
-    for k in range(1, spec.coords):  # (elementwise: any() over a 2-long axis is slow)
-        seen |= finite[..., k]
-    if seen.size and all(b.stop > b.start for b in prep.out_blocks):
-        starts = [b.start for b in prep.out_blocks]
-        present = np.logical_or.reduceat(seen, starts, axis=-1)
-    else:  # a part without points: never present
-        present = np.stack([seen[..., b].any(axis=-1) for b in prep.out_blocks], -1)
-    sel[~finite] = 0.0
-    flat = sel.reshape(*sel.shape[:-2], -1)
-    return np.concatenate([flat, present], axis=-1).astype(np.float32, copy=False)
+    return _Draw(frames, mirrored, math.cos(angle) * scale, math.sin(angle) * scale, scale)
 
 
 def features_from(
@@ -249,59 +282,71 @@ def features_from(
 
 
 def _augment(
-    sel: np.ndarray,
+    out: np.ndarray,
+    kept: np.ndarray,
     preps: list[Prepared],
     draws: list[_Draw],
     rngs: list[Any],
     lens: list[int],
     spec: FeatureSpec,
 ) -> None:
-    """Mirror, rotate and scale each sample's points about its centre, and add its noise,
-    in place, in float32 (``sel``: (B, T, P, coords), sample b's first ``lens[b]`` frames)."""
+    """Mirror, rotate and scale each sample's points about its centre and add its noise, in
+    place, in float32, then zero what is missing (``out``: (B, T, P * coords) points,
+    sample b's first ``lens[b]`` frames; ``kept``: where they are kept)."""
 
     def per_sample(values: list[float]) -> np.ndarray:
         return np.asarray(values, np.float32)[:, None, None]
 
+    c = spec.coords  # each point's x, y (and z) are every c-th column from 0, 1 (and 2)
     cx = per_sample([p.centre[0] for p in preps])
     cy = per_sample([p.centre[1] for p in preps])
     cos, sin = per_sample([d.cos for d in draws]), per_sample([d.sin for d in draws])
-    x, y = sel[..., 0] - cx, sel[..., 1] - cy
+    x = out[..., 0::c] - cx
     x *= per_sample([-1.0 if d.mirrored else 1.0 for d in draws])
-    sel[..., 0] = cos * x - sin * y + cx
-    sel[..., 1] = sin * x + cos * y + cy
-    if spec.coords > 2:
-        sel[..., 2:] *= per_sample([d.scale for d in draws])[..., None]
+    y = out[..., 1::c] - cy
+    out[..., 0::c] = cos * x - sin * y + cx
+    out[..., 1::c] = sin * x + cos * y + cy
+    if c > 2:
+        out[..., 2::c] *= per_sample([d.scale for d in draws])
     if spec.noise_std > 0:
+        noise = np.zeros_like(out)
         for b, r in enumerate(rngs):
-            sel[b, : lens[b]] += _normal(r, sel[b, : lens[b]].shape) * np.float32(spec.noise_std)
+            _normal(r, noise[b, : lens[b]], spec.noise_std)
+        out += noise
+    out *= kept
 
 
 def features_batch(
     preps: list[Prepared], spec: FeatureSpec, rngs: list[np.random.Generator | None]
 ) -> list[np.ndarray]:
-    """Several samples at once, on one padded array (a demo sample alone: ~0.2 ms), each
-    with its own draw from its ``rng`` (all None: no augmentation).
+    """Several samples at once, on one padded array (a demo batch of 16: ~1 ms), each with
+    its own draw from its ``rng`` (all None: no augmentation).
 
-    Frames and points are picked first (speed, ``max_frames``, the mirror's swaps), in one
-    gather of only the points and coordinates that become features; the rotation, scale
-    and noise then touch nothing else. Samples with other point counts than the first are
-    done one by one."""
+    Each sample's frames are gathered (speed, ``max_frames``) from its prepared points as
+    recorded or mirrored, rows of the features with their presence flags; the rotation,
+    scale and noise then run on the whole batch. Samples with other point counts than the
+    first are done one by one."""
     if not preps:
         return []
     augment = {r is not None for r in rngs}
     if len(augment) > 1:
         raise ValueError("a batch is augmented whole or not at all")
+    turned = augment == {True}
     draws = [_draw(p, spec, r) for p, r in zip(preps, rngs, strict=True)]
-    npts = len(draws[0].points)
-    if any(len(d.points) != npts for d in draws):
+    views = [p.mirrored if d.mirrored else p.plain for p, d in zip(preps, draws, strict=True)]
+    width = views[0].values.shape[1]
+    if any(v.values.shape[1] != width for v in views):
         return [features_from(p, spec, r) for p, r in zip(preps, rngs, strict=True)]
     lens = [len(d.frames) for d in draws]
-    sel = np.full((len(preps), max(lens), npts, spec.coords), np.nan, np.float32)
-    for b, (p, d) in enumerate(zip(preps, draws, strict=True)):
-        sel[b, : lens[b]] = p.points[d.frames[:, None], d.points[None, :], : spec.coords]
-    if augment == {True}:
-        _augment(sel, preps, draws, rngs, lens, spec)
-    out = _finish(sel, preps[0], spec)
+    out = np.zeros((len(preps), max(lens), width + len(spec.parts)), np.float32)
+    kept = np.zeros((len(preps), max(lens), width), bool) if turned else None
+    for b, (v, d) in enumerate(zip(views, draws, strict=True)):
+        out[b, : lens[b], :width] = v.values[d.frames]
+        out[b, : lens[b], width:] = (v.present_turned if turned else v.present)[d.frames]
+        if kept is not None:
+            kept[b, : lens[b]] = v.kept[d.frames]
+    if kept is not None:
+        _augment(out[..., :width], kept, preps, draws, rngs, lens, spec)
     return [out[b, : lens[b]] for b in range(len(preps))]
 
 

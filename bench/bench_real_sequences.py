@@ -33,7 +33,10 @@ Our runs go ``--jobs`` at a time (default 2, one thread each), the costliest fir
 
 Prints one table: dataset, classes, series in train (ours: train less val), test size,
 aeon MiniRocket test accuracy (full train / our train split), each of our models' test
-accuracy, and the wall time of each; then the means and the issue's targets.
+accuracy, and the wall time of each run; then the means and the issue's targets. With
+``--seeds 42,0,1`` every model, aeon's included, runs once per seed (``training.seed``;
+aeon's ``random_state``) and each figure is the mean over the seeds with its range: on
+the small test splits one seed against another moves a figure by several points.
 """
 
 from __future__ import annotations
@@ -233,14 +236,18 @@ def minirocket_direct(cfg) -> float:
     return right / total
 
 
-def run_ours(model: str, root: Path, runs_dir: Path, extra_sets, lstm_epochs) -> tuple[float, str]:
-    """(test accuracy, note) of one of our models on one dataset."""
+def run_ours(
+    model: str, root: Path, runs_dir: Path, extra_sets, lstm_epochs, seed: int | None = None
+) -> tuple[float, str]:
+    """(test accuracy, note) of one of our models on one dataset (``seed``: its
+    ``training.seed``, else the preset's)."""
     from engine.train import EXIT_OK, run_training
 
-    cfg = config_for(model, root, extra_sets, lstm_epochs)
+    seed_sets = [] if seed is None else [f"training.seed={seed}"]
+    cfg = config_for(model, root, [*extra_sets, *seed_sets], lstm_epochs)
     if model == "minirocket" and not trainer_fits_classical():
         return minirocket_direct(cfg), "*"
-    run_dir = runs_dir / f"{root.name}-{model}"
+    run_dir = runs_dir / f"{root.name}-{model}{'' if seed is None else f'-seed{seed}'}"
     shutil.rmtree(run_dir, ignore_errors=True)
     code = run_training(cfg, run_dir)
     if code != EXIT_OK:
@@ -262,10 +269,16 @@ def _worker_init() -> None:
     logging.getLogger().setLevel(logging.WARNING)
 
 
-def _run_task(model: str, root: str, runs_dir: str, extra_sets, lstm_epochs) -> tuple:
+def _run_task(model: str, root: str, runs_dir: str, extra_sets, lstm_epochs, seed) -> tuple:
     t0 = time.time()
-    acc, note = run_ours(model, Path(root), Path(runs_dir), extra_sets, lstm_epochs)
+    acc, note = run_ours(model, Path(root), Path(runs_dir), extra_sets, lstm_epochs, seed)
     return acc, note, time.time() - t0
+
+
+def _mean_over_seeds(row: dict, key: str, values: list[float]) -> None:
+    """``row[key]``: the mean; ``row[key + '_seeds']``: each seed's figure."""
+    row[key] = float(np.mean(values))
+    row[f"{key}_seeds"] = [float(v) for v in values]
 
 
 def main() -> None:
@@ -286,6 +299,13 @@ def main() -> None:
     ap.add_argument(
         "--set", action="append", default=[], help="extra section.key=value for our models"
     )
+    ap.add_argument(
+        "--seeds",
+        default="",
+        help="comma-separated training seeds: every model (aeon's too) runs once per seed "
+        "and the table gives the mean and the range (default: the preset's seed, one run; "
+        "a 36-series test split moves by several points between seeds)",
+    )
     ap.add_argument("--json", help="also write the results to this JSON file")
     args = ap.parse_args()
 
@@ -301,7 +321,11 @@ def main() -> None:
     # aeon's MiniRocket gets the seed the engine gives ours (training.seed)
     # (only --set training.*: a model key such as model.ensemble is not minirocket's)
     training_sets = [s for s in args.set if s.startswith("training.")]
-    seed = config_for("minirocket", out, training_sets, 1).training.seed
+    seeds: list[int | None] = [int(x) for x in args.seeds.split(",") if x.strip()] or [None]
+    aeon_seeds = [
+        config_for("minirocket", out, training_sets, 1).training.seed if s is None else s
+        for s in seeds
+    ]
     rows: dict[str, dict] = {}
     tasks = []  # (cost, dataset, model)
     for name in datasets:
@@ -317,20 +341,26 @@ def main() -> None:
         cost = row["fit"] * max(x.shape[1] for x in data["xtr"])
         for model in models:
             if model != "aeon":
-                tasks.append((cost, name, model))
+                tasks += [(cost, name, model, seed) for seed in seeds]
                 continue
             t0 = time.time()
-            row["aeon_full"] = aeon_minirocket(
-                data["xtr"], data["ytr"], data["xte"], data["yte"], seed
-            )
             fit = ~data["val"]
-            row["aeon_fit"] = aeon_minirocket(
-                [x for x, k in zip(data["xtr"], fit, strict=True) if k],
-                data["ytr"][fit],
-                data["xte"],
-                data["yte"],
-                seed,
-            )
+            full_accs, fit_accs = [], []
+            for seed in aeon_seeds:
+                full_accs.append(
+                    aeon_minirocket(data["xtr"], data["ytr"], data["xte"], data["yte"], seed)
+                )
+                fit_accs.append(
+                    aeon_minirocket(
+                        [x for x, k in zip(data["xtr"], fit, strict=True) if k],
+                        data["ytr"][fit],
+                        data["xte"],
+                        data["yte"],
+                        seed,
+                    )
+                )
+            _mean_over_seeds(row, "aeon_full", full_accs)
+            _mean_over_seeds(row, "aeon_fit", fit_accs)
             row["aeon_s"], row["aeon_note"] = time.time() - t0, ""
             print(f"  {name} aeon: {row['aeon_full']:.3f} / {row['aeon_fit']:.3f}", flush=True)
 
@@ -343,21 +373,40 @@ def main() -> None:
     with ProcessPoolExecutor(args.jobs, mp_context=ctx, initializer=_worker_init) as pool:
         futures = {
             pool.submit(
-                _run_task, model, rows[name]["root"], str(runs_dir), args.set, args.lstm_epochs
-            ): (name, model)
-            for _, name, model in tasks
+                _run_task,
+                model,
+                rows[name]["root"],
+                str(runs_dir),
+                args.set,
+                args.lstm_epochs,
+                seed,
+            ): (name, model, seed)
+            for _, name, model, seed in tasks
         }
+        done: dict[tuple[str, str], dict] = {}
         for fut in as_completed(futures):
-            name, model = futures[fut]
+            name, model, seed = futures[fut]
             acc, note, secs = fut.result()
-            row = rows[name]
-            row[model], row[f"{model}_note"], row[f"{model}_s"] = acc, note, secs
-            print(f"  {name} {model}: {acc:.3f} ({secs:.0f} s)", flush=True)
+            got = done.setdefault((name, model), {"accs": {}, "secs": 0.0, "note": note})
+            got["accs"][seed], got["secs"] = acc, got["secs"] + secs
+            tag = "" if seed is None else f" seed {seed}"
+            print(f"  {name} {model}{tag}: {acc:.3f} ({secs:.0f} s)", flush=True)
+    for (name, model), got in done.items():
+        row = rows[name]
+        _mean_over_seeds(row, model, [got["accs"][s] for s in seeds])
+        row[f"{model}_note"], row[f"{model}_s"] = got["note"], got["secs"] / len(seeds)
     results = [rows[n] for n in datasets]
     total = time.time() - start
     print_table(results, models, total, args.jobs)
     if args.json:
         Path(args.json).write_text(json.dumps({"results": results, "seconds": total}, indent=1))
+
+
+def _cell(row: dict, key: str) -> str:
+    """The figure, and with several seeds its range: ``0.806 (0.771-0.806)``."""
+    each = row.get(f"{key}_seeds") or []
+    spread = f" ({min(each):.3f}-{max(each):.3f})" if len(each) > 1 else ""
+    return f"{row[key]:.3f}{spread}"
 
 
 def print_table(results: list[dict], models: list[str], total: float, jobs: int) -> None:
@@ -377,8 +426,8 @@ def print_table(results: list[dict], models: list[str], total: float, jobs: int)
             str(r["test"]),
         ]
         if "aeon" in models:
-            cells += [f"{r['aeon_full']:.3f}", f"{r['aeon_fit']:.3f}"]
-        cells += [f"{r[m]:.3f}{r[m + '_note']}" for m in ours]
+            cells += [_cell(r, "aeon_full"), _cell(r, "aeon_fit")]
+        cells += [_cell(r, m) + r[m + "_note"] for m in ours]
         cells.append(", ".join(f"{r[m + '_s']:.0f}" for m in models))
         print("| " + " | ".join(cells) + " |")
     if len(results) > 1:

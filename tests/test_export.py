@@ -80,6 +80,37 @@ def test_export_matches_pytorch_on_other_batch_sizes_and_lengths(finished_run, t
     assert np.abs(want - want[::-1]).max() > 1e-3
 
 
+def test_the_sequence_classifier_exports_at_any_length(tmp_path):
+    """The whole-recording preset's network (per-recording ranks, recording statistics
+    and their differences, frames halved between blocks) traces into a graph that holds
+    for other batch sizes and lengths, odd ones included."""
+    pytest.importorskip("onnxruntime")
+    from engine.config import resolve
+    from engine.export import export_onnx
+    from engine.train import run_training
+    from tests.seq_fixtures import make_activity_csvs
+
+    root = tmp_path / "data"
+    make_activity_csvs(root, recordings_per_activity=4)
+    cfg = resolve(
+        "sequence-classifier",
+        sets=[
+            f"data.root={root}",
+            "training.device=cpu",
+            "training.max_epochs=1",
+            "model.channels=[8,8]",
+            "model.recording_stats=8",
+            "model.recording_stats_diff=true",
+        ],
+    )
+    assert cfg.model.input_norm == "instance_rank" and cfg.model.pool == 2
+    assert run_training(cfg, tmp_path / "run") == 0
+    res = export_onnx(tmp_path / "run", tmp_path / "out")
+    assert res["ok"] and res["exporter"] == "torchscript", res
+    lengths = {c["shapes"]["x"][1] for c in res["checks"]}
+    assert any(n % 2 for n in lengths) and len(lengths) >= 2, lengths
+
+
 def test_frozen_shapes_fail_the_check_and_auto_falls_back_to_dynamo(transformer_run, tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")

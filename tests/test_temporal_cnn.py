@@ -142,6 +142,32 @@ def test_instance_ranks_share_ties_and_ignore_padding() -> None:
     assert torch.allclose(got, torch.tensor([[[-1.0, -1 / 3, 1 / 3, 1.0]]]))
 
 
+def test_instance_ranks_are_the_mid_ranks_numpy_counts() -> None:
+    """The sort-and-runs ranks (ONNX-exportable) against counts of smaller and equal real
+    values, on random recordings with many ties and random lengths."""
+    from engine.models.temporal_cnn import instance_ranks
+
+    g = torch.Generator().manual_seed(0)
+    for trial in range(60):
+        b, c, t = 1 + trial % 4, 1 + trial % 3, 1 + trial % 25
+        if trial % 2:
+            x = torch.randint(0, 1 + trial % 5, (b, c, t), generator=g).float()
+        else:
+            x = torch.randn(b, c, t, generator=g)
+        lengths = torch.randint(1, t + 1, (b,), generator=g)
+        mask = torch.arange(t)[None] < lengths[:, None]
+        got = instance_ranks(x, mask).numpy()
+        for i in range(b):
+            n = int(lengths[i])
+            for j in range(c):
+                v = x[i, j, :n].numpy()
+                lo = (v[None, :] < v[:, None]).sum(1)
+                hi = (v[None, :] <= v[:, None]).sum(1)
+                want = (lo + hi - 1) / max(n - 1, 1) - 1.0
+                np.testing.assert_allclose(got[i, j, :n], want, atol=1e-6)
+                assert not got[i, j, n:].any()
+
+
 def test_attention_gives_padding_zero_weight() -> None:
     model = make_model("tcn_attention", 2, 2, channels=[8, 8])
     h = torch.randn(2, 10, 8)
@@ -185,10 +211,22 @@ def test_an_ensemble_averages_its_members_probabilities(name: str) -> None:
     assert torch.allclose(scores.sum(1), torch.ones(6), atol=1e-6)
 
 
-def test_an_ensemble_with_recording_stats_ignores_padding_too() -> None:
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("diff", [False, True])
+def test_an_ensemble_with_recording_stats_ignores_padding_too(name: str, diff: bool) -> None:
     torch.manual_seed(0)
-    model = make_model("temporal_cnn", 2, 3, channels=[8, 8], ensemble=2, pool=2, recording_stats=4)
-    model.fit_input_stats(torch.randn(30, 18))
+    extra = {"pool": 2} if name == "temporal_cnn" else {}
+    model = make_model(
+        name,
+        2,
+        3,
+        channels=[8, 8],
+        ensemble=2,
+        recording_stats=4,
+        recording_stats_diff=diff,
+        **extra,
+    )
+    model.fit_input_stats(torch.randn(30, 36 if diff else 18))
     model.eval()
     a = torch.randn(1, 23, 2)
     x = torch.full((2, 40, 2), 5.0)
@@ -222,6 +260,27 @@ def test_recording_stats_match_numpy_over_the_real_frames_only() -> None:
             v = x[b, c, :n].double().numpy()
             want = np.r_[np.quantile(v, QUANTILES), v.mean(), 0.5 * np.log(v.var() + 1e-5)]
             assert np.allclose(got[b, c].numpy(), want, atol=1e-5), (b, c)
+
+
+def test_difference_stats_are_those_of_the_real_frames_first_difference() -> None:
+    from engine.models.recording_stats import QUANTILES, difference_stats
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(3, 2, 10, generator=g)
+    mask = torch.ones(3, 10, dtype=torch.bool)
+    mask[1, 6:] = False
+    mask[2, 1:] = False  # one real frame: no difference at all
+    x[~mask.unsqueeze(1).expand_as(x)] = 99.0  # padding must not count
+    got = difference_stats(x, mask).reshape(3, 2, -1)
+    for b in range(2):
+        n = int(mask[b].sum())
+        for c in range(2):
+            v = np.diff(x[b, c, :n].double().numpy())
+            want = np.r_[np.quantile(v, QUANTILES), v.mean(), 0.5 * np.log(v.var() + 1e-5)]
+            assert np.allclose(got[b, c].numpy(), want, atol=1e-5), (b, c)
+    assert torch.equal(got[2], torch.zeros_like(got[2]))
+    one_frame = difference_stats(x[:, :, :1], mask[:, :1])  # a batch of one-frame recordings
+    assert one_frame.shape == (3, 18) and not one_frame.any()
 
 
 def test_the_quantile_transform_spreads_decades_and_keeps_order() -> None:

@@ -113,6 +113,11 @@ class _Convolutional(_Encoder):
         "distribution (quantiles, mean, log std, each mapped through its training-set "
         "quantiles), joined to the pooled features before the head; 0: off.",
     )
+    recording_stats_diff: bool = Field(
+        False,
+        description="With recording_stats: the same statistics of each channel's first "
+        "difference too (how sharply a recording moves).",
+    )
     ensemble: int = Field(
         1,
         ge=1,

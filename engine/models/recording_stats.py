@@ -10,7 +10,11 @@ differ in the fourth decimal: invisible to a network, obvious to a tree.
 :class:`RecordingStats` gives a network what the tree sees:
 
 1. per channel, over each recording's real frames only (padding never counts): the
-   quantiles :data:`QUANTILES`, the mean and the log standard deviation;
+   quantiles :data:`QUANTILES`, the mean and the log standard deviation; with
+   ``model.recording_stats_diff`` the same of the channel's first difference (frame to
+   frame), which sees how sharply a recording moves (a switch-on transient, an edge):
+   a random forest on the PLAID statistics went from 0.89-0.90 to 0.90-0.91 with them,
+   on ACSF1 from 0.81-0.82 to 0.88-0.89, on ArrowHead from 0.61-0.65 to 0.70-0.71;
 2. each statistic mapped through its own empirical distribution over the training
    recordings (a quantile transform fitted once before training, :meth:`fit`; kept as
    buffers, so best.pt carries it and evaluation, ``predict`` and export reuse it): a
@@ -62,12 +66,25 @@ def recording_stats(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.cat([quant, mean[:, :, None], log_std[:, :, None]], 2).reshape(b, -1)
 
 
-class RecordingStats(nn.Module):
-    """Statistics of each recording, quantile-transformed and through a hidden layer."""
+def difference_stats(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """:func:`recording_stats` of each channel's first difference over the real frames
+    (a recording of one frame has none: zeros)."""
+    d = x[:, :, 1:] - x[:, :, :-1]
+    real = mask[:, 1:] & mask[:, :-1]
+    if d.shape[2] == 0:  # every recording of the batch is one frame long
+        return x.new_zeros(x.shape[0], x.shape[1] * STATS_PER_CHANNEL).float()
+    stats = recording_stats(d, real)
+    return torch.where(real.any(1, keepdim=True), stats, torch.zeros_like(stats))
 
-    def __init__(self, input_dim: int, hidden: int):
+
+class RecordingStats(nn.Module):
+    """Statistics of each recording (and of its first difference, with ``diff``),
+    quantile-transformed and through a hidden layer."""
+
+    def __init__(self, input_dim: int, hidden: int, diff: bool = False):
         super().__init__()
-        features = input_dim * STATS_PER_CHANNEL
+        self.diff = diff
+        features = input_dim * STATS_PER_CHANNEL * (2 if diff else 1)
         self.register_buffer("reference", torch.zeros(features, REFERENCE_POINTS))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
         self.hidden = nn.Sequential(nn.Linear(features, hidden), nn.ReLU())
@@ -85,9 +102,8 @@ class RecordingStats(nn.Module):
 
     def transform(self, stats: torch.Tensor) -> torch.Tensor:
         """Each statistic's quantile among the training recordings, through the logit
-        (clipped to the reference range: about +-5.3). Identity before :meth:`fit`."""
-        if not bool(self.fitted):
-            return stats
+        (clipped to the reference range: about +-5.3). Identity before :meth:`fit` (chosen
+        in the graph, not in Python: an exported model must not depend on a buffer's value)."""
         ref = self.reference  # (F, R), sorted along R
         r = ref.shape[1]
         v = stats.float()
@@ -99,11 +115,16 @@ class RecordingStats(nn.Module):
         t = torch.where(span > 0, (v - r_lo) / span.clamp_min(1e-12), torch.full_like(v, 0.5))
         u = (lo_i.to(v.dtype) + t.clamp(0, 1)) / (r - 1)
         u = u.clamp(0.5 / r, 1 - 0.5 / r)
-        return torch.log(u) - torch.log1p(-u)
+        return torch.where(self.fitted, torch.log(u) - torch.log1p(-u), v)
+
+    def raw(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, F) statistics of (B, C, T) frames, before the transform."""
+        stats = recording_stats(x, mask)
+        return torch.cat([stats, difference_stats(x, mask)], 1) if self.diff else stats
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B, hidden) from (B, C, T) frames and their (B, T) mask."""
-        return self.hidden(self.transform(recording_stats(x, mask)))
+        return self.hidden(self.transform(self.raw(x, mask)))
 
 
 class WithRecordingStats:
@@ -119,7 +140,7 @@ class WithRecordingStats:
     def input_stats(self, batch: dict) -> torch.Tensor:
         mask = batch_mask(batch)
         x = batch["x"].float().transpose(1, 2) * mask.unsqueeze(1).float()
-        return recording_stats(x, mask)
+        return self.stats.raw(x, mask)
 
     def fit_input_stats(self, stats: torch.Tensor) -> None:
         self.stats.fit(stats)

@@ -92,6 +92,7 @@ class TCNAttention(WithRecordingStats, SLRModel):
         augment_scale: float = 0.0,
         augment_shift: float = 0.0,
         recording_stats: int = 0,
+        recording_stats_diff: bool = False,
     ):
         super().__init__()
         self.input_norm = input_norm
@@ -106,7 +107,11 @@ class TCNAttention(WithRecordingStats, SLRModel):
         self.pool = AttentionPool(dims[-1])
         levels = input_norm in ("instance_stats", "instance_rank")
         width = dims[-1] + (2 * input_dim if levels else 0)
-        self.stats = RecordingStats(input_dim, recording_stats) if recording_stats else None
+        self.stats = (
+            RecordingStats(input_dim, recording_stats, recording_stats_diff)
+            if recording_stats
+            else None
+        )
         width += self.stats.out_features if self.stats is not None else 0
         self.head = Head(width, num_classes, head_dropout)
 
@@ -144,5 +149,6 @@ def build(cfg, bundle) -> SLRModel:
             augment_scale=m.augment_scale,
             augment_shift=m.augment_shift,
             recording_stats=m.recording_stats,
+            recording_stats_diff=m.recording_stats_diff,
         ),
     )

@@ -94,12 +94,23 @@ def instance_standardize(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5)
 def instance_ranks(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Each channel's values of (B, C, T) replaced by their mid-rank among the recording's
     real frames, scaled to [-1, 1] (ties share their mean rank; padding gives 0): a
-    per-recording quantile transform, blind to spikes and to the scale of the values."""
+    per-recording quantile transform, blind to spikes and to the scale of the values.
+
+    Ranks come from one sort: runs of equal sorted values are numbered with a cumulative
+    sum, their sizes counted with a scatter-add, and each value's count of smaller ones is
+    where its run starts (no ``searchsorted``, which the ONNX exporters do not take)."""
     pad = ~mask.unsqueeze(1).expand_as(x)
-    key = x.float().masked_fill(pad, float("inf")).contiguous()
-    ordered = torch.sort(key, dim=2).values
-    lo = torch.searchsorted(ordered, key, right=False).to(x.dtype)
-    hi = torch.searchsorted(ordered, key, right=True).to(x.dtype)
+    key = x.float().masked_fill(pad, float("inf"))
+    ordered, order = torch.sort(key, dim=2)
+    starts = torch.ones_like(ordered, dtype=torch.long)  # 1 where a run of equal values starts
+    starts[:, :, 1:] = (ordered[:, :, 1:] != ordered[:, :, :-1]).long()
+    run = torch.cumsum(starts, 2) - 1  # each sorted value's run
+    size = torch.zeros_like(run).scatter_add(2, run, torch.ones_like(run))  # per run
+    first = torch.cumsum(size, 2) - size  # values before each run
+    lo_sorted = first.gather(2, run)  # values smaller than each sorted value
+    hi_sorted = lo_sorted + size.gather(2, run)  # values smaller or equal
+    lo = torch.empty_like(lo_sorted).scatter(2, order, lo_sorted).to(x.dtype)
+    hi = torch.empty_like(hi_sorted).scatter(2, order, hi_sorted).to(x.dtype)
     n = mask.sum(1).to(x.dtype).view(-1, 1, 1)
     r = (lo + hi - 1) / (n - 1).clamp_min(1.0) - 1.0
     return r.masked_fill(pad, 0.0)
@@ -153,11 +164,9 @@ def pool_frames(x: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[torch.Tens
 
     Padded frames are zeroed and T is zero-padded to a multiple of ``k`` first, so a
     recording's last, partial window averages over the same zeros whether it is padded
-    inside a batch or not; pooled frame i is real iff i * k < length."""
-    x = zero_pad(x, mask)
-    rest = (-x.shape[2]) % k
-    if rest:
-        x = F.pad(x, (0, rest))
+    inside a batch or not; pooled frame i is real iff i * k < length. (Always k - 1 zeros
+    then floor-mode windows: the same windows, and no length frozen into an ONNX graph.)"""
+    x = F.pad(zero_pad(x, mask), (0, k - 1))
     return F.avg_pool1d(x, k, k), mask[:, ::k]
 
 
@@ -204,6 +213,7 @@ class TemporalCNN(WithRecordingStats, SLRModel):
         pool: int = 1,
         pooling: str = "mean",
         recording_stats: int = 0,
+        recording_stats_diff: bool = False,
     ):
         super().__init__()
         self.pooling = pooling
@@ -218,7 +228,11 @@ class TemporalCNN(WithRecordingStats, SLRModel):
         )
         width = dims[-1] * (2 if pooling == "meanmax" else 1)
         width += 2 * input_dim if input_norm in ("instance_stats", "instance_rank") else 0
-        self.stats = RecordingStats(input_dim, recording_stats) if recording_stats else None
+        self.stats = (
+            RecordingStats(input_dim, recording_stats, recording_stats_diff)
+            if recording_stats
+            else None
+        )
         width += self.stats.out_features if self.stats is not None else 0
         self.head = Head(width, num_classes, head_dropout)
         self._levels: torch.Tensor | None = None
@@ -289,5 +303,6 @@ def build(cfg, bundle) -> SLRModel:
             pool=m.pool,
             pooling=m.cnn_pooling,
             recording_stats=m.recording_stats,
+            recording_stats_diff=m.recording_stats_diff,
         ),
     )

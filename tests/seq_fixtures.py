@@ -179,3 +179,15 @@ def make_feature_set(
         "unreadable": broken,
         "classes": list(names),
     }
+
+
+def tiny_sequence_classifier(tmp_path: Path, *sets: str):
+    """The ``sequence-classifier`` config on a small activity set written under
+    ``tmp_path/data`` (4 recordings an activity), on CPU, with 8-channel blocks and 8
+    recording statistics; ``sets`` are further overrides."""
+    from engine.config import resolve
+
+    root = tmp_path / "data"
+    make_activity_csvs(root, recordings_per_activity=4)
+    base = [f"data.root={root}", "training.device=cpu", "model.channels=[8,8]"]
+    return resolve("sequence-classifier", sets=[*base, "model.recording_stats=8", *sets])

@@ -85,23 +85,12 @@ def test_the_sequence_classifier_exports_at_any_length(tmp_path):
     and their differences, frames halved between blocks) traces into a graph that holds
     for other batch sizes and lengths, odd ones included."""
     pytest.importorskip("onnxruntime")
-    from engine.config import resolve
     from engine.export import export_onnx
     from engine.train import run_training
-    from tests.seq_fixtures import make_activity_csvs
+    from tests.seq_fixtures import tiny_sequence_classifier
 
-    root = tmp_path / "data"
-    make_activity_csvs(root, recordings_per_activity=4)
-    cfg = resolve(
-        "sequence-classifier",
-        sets=[
-            f"data.root={root}",
-            "training.device=cpu",
-            "training.max_epochs=1",
-            "model.channels=[8,8]",
-            "model.recording_stats=8",
-            "model.recording_stats_diff=true",
-        ],
+    cfg = tiny_sequence_classifier(
+        tmp_path, "training.max_epochs=1", "model.recording_stats_diff=true"
     )
     assert cfg.model.input_norm == "instance_rank" and cfg.model.pool == 2
     assert run_training(cfg, tmp_path / "run") == 0

@@ -302,21 +302,9 @@ def test_the_quantile_transform_spreads_decades_and_keeps_order() -> None:
 
 def test_training_fits_the_recording_stats_into_best_pt(tmp_path) -> None:
     from engine.train import EXIT_OK, run_training
-    from tests.seq_fixtures import make_activity_csvs
+    from tests.seq_fixtures import tiny_sequence_classifier
 
-    root = tmp_path / "data"
-    make_activity_csvs(root, recordings_per_activity=4)
-    cfg = resolve(
-        "sequence-classifier",
-        sets=[
-            f"data.root={root}",
-            "training.device=cpu",
-            "training.max_epochs=2",
-            "model.recording_stats=8",
-            "model.channels=[8,8]",
-            "model.ensemble=2",
-        ],
-    )
+    cfg = tiny_sequence_classifier(tmp_path, "training.max_epochs=2", "model.ensemble=2")
     assert run_training(cfg, tmp_path / "run") == EXIT_OK
     state = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
     model_state = state.get("model", state)

@@ -46,7 +46,9 @@ class Prefetched:
         if self.depth <= 0:
             yield from self.loader
             return
-        batches = iter(self.loader)  # made here: the sampler's epoch is read now
+        # the sampler's epoch (and a resume's skip) must be set before this loop starts:
+        # the thread reads the sampler's order on its first batch
+        batches = iter(self.loader)
         self._thread = threading.Thread(
             target=self._work, args=(batches,), name="slr-prefetch", daemon=True
         )

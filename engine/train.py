@@ -30,7 +30,7 @@ from engine import checkpoint, recording
 from engine.config import ConfigError, RunConfig
 from engine.data import DataError, build_data
 from engine.data.base import DataBundle, EpochSampler
-from engine.data.prefetch import Prefetched
+from engine.data.prefetch import Prefetched, batches_ahead
 from engine.inference import (
     any_process,
     evaluate_split,
@@ -221,7 +221,7 @@ class Trainer:
         setup_logging(self.run_dir, self.is_main)
         self.threads = apply_budget(t.num_threads, cfg.data.num_workers)
         workers = self.threads["loader_workers"]
-        self.threads["prefetch_batches"] = 0 if workers else cfg.data.prefetch_batches
+        self.threads["prefetch_batches"] = batches_ahead(cfg.data.prefetch_batches, workers)
         recording.log_threads(self.threads, workers, self.threads["prefetch_batches"])
 
     def _load_data(self) -> None:

@@ -319,7 +319,7 @@ def _augment(
 def features_batch(
     preps: list[Prepared], spec: FeatureSpec, rngs: list[np.random.Generator | None]
 ) -> list[np.ndarray]:
-    """Several samples at once, on one padded array (a demo batch of 16: ~1 ms), each with
+    """Several samples at once, on one padded array (a demo batch of 16: ~1.3 ms), each with
     its own draw from its ``rng`` (all None: no augmentation).
 
     Each sample's frames are gathered (speed, ``max_frames``) from its prepared points as

@@ -25,13 +25,19 @@ from typing import Any
 _END = object()
 
 
+def batches_ahead(depth: int, loader_workers: int) -> int:
+    """How many batches a thread makes ahead: ``depth`` without loader worker processes,
+    none with them (the DataLoader prefetches by itself)."""
+    return max(int(depth), 0) if loader_workers == 0 else 0
+
+
 class Prefetched:
     """``with Prefetched(loader, depth) as batches: for batch in batches: ...``: up to
     ``depth`` batches made ahead (0: none, the loader is iterated directly)."""
 
     def __init__(self, loader: Iterable[Any], depth: int):
         self.loader = loader
-        self.depth = depth if getattr(loader, "num_workers", 0) == 0 else 0
+        self.depth = batches_ahead(depth, getattr(loader, "num_workers", 0))
         self._stop = threading.Event()
         self._queue: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(max(self.depth, 1))
         self._thread: threading.Thread | None = None

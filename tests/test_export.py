@@ -80,7 +80,8 @@ def test_export_matches_pytorch_on_other_batch_sizes_and_lengths(finished_run, t
     assert np.abs(want - want[::-1]).max() > 1e-3
 
 
-def test_the_sequence_classifier_exports_at_any_length(tmp_path):
+@pytest.mark.parametrize("input_norm", ["instance_auto", "instance_rank"])
+def test_the_sequence_classifier_exports_at_any_length(tmp_path, input_norm):
     """The whole-recording preset's network (per-recording ranks, recording statistics
     and their differences, frames halved between blocks) traces into a graph that holds
     for other batch sizes and lengths, odd ones included."""
@@ -90,9 +91,12 @@ def test_the_sequence_classifier_exports_at_any_length(tmp_path):
     from tests.seq_fixtures import tiny_sequence_classifier
 
     cfg = tiny_sequence_classifier(
-        tmp_path, "training.max_epochs=1", "model.recording_stats_diff=true"
+        tmp_path,
+        "training.max_epochs=1",
+        "model.recording_stats_diff=true",
+        f"model.input_norm={input_norm}",
     )
-    assert cfg.model.input_norm == "instance_rank" and cfg.model.pool == 2
+    assert cfg.model.pool == 2
     assert run_training(cfg, tmp_path / "run") == 0
     res = export_onnx(tmp_path / "run", tmp_path / "out")
     assert res["ok"] and res["exporter"] == "torchscript", res

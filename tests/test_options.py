@@ -190,7 +190,7 @@ def test_a_later_layer_switches_the_model_family():
     cfg = c.resolve(preset="sequence-classifier", sets=["model.name=minirocket"])
     assert type(cfg.model).__name__ == "MiniRocketOptions"  # the CNN's keys are gone
     cfg = c.resolve(preset="sequence-classifier", sets=["model.name=tcn_attention"])
-    assert cfg.model.channels == [32, 64, 64] and cfg.model.input_norm == "instance_rank"
+    assert cfg.model.channels == [32, 64, 64] and cfg.model.input_norm == "instance_auto"
     with pytest.raises(ConfigError, match=r"'model.hidden_size'.*\(name minirocket\)"):
         c.resolve(preset="demo", sets=["model.name=minirocket", "model.hidden_size=8"])
 

@@ -47,12 +47,23 @@ def batch_of(xs: list[np.ndarray], ys) -> dict:
 
 @pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize(
-    "norm,input_norm", [("batch", "instance_rank"), ("layer", "instance_stats"), ("batch", "none")]
+    "norm,input_norm",
+    [
+        ("batch", "instance_rank"),
+        ("layer", "instance_stats"),
+        ("batch", "none"),
+        ("batch", "instance_auto"),
+    ],
 )
 def test_padding_never_changes_a_prediction(name: str, norm: str, input_norm: str) -> None:
+    from engine.models.recording_stats import RankChoice
+
     torch.manual_seed(0)
     extra = {"pool": 2, "cnn_pooling": "meanmax"} if name == "temporal_cnn" else {}
     model = make_model(name, 3, 4, channels=[8, 16, 16], norm=norm, input_norm=input_norm, **extra)
+    for m in model.modules():
+        if isinstance(m, RankChoice):  # as if fitted: ranks for the first and last channel
+            m.ranked.copy_(torch.tensor([1.0, 0.0, 1.0]))
     # a few training steps on padded batches, so the BatchNorm running stats are not trivial
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     model.train()
@@ -312,6 +323,117 @@ def test_training_fits_the_recording_stats_into_best_pt(tmp_path) -> None:
     assert len(fitted) == 2 and all(bool(f) for f in fitted)
     refs = [v for k, v in model_state.items() if k.endswith("stats.reference")]
     assert torch.equal(refs[0], refs[1]) and refs[0].std() > 0
+    # the preset's instance_auto decided once, for every member, and said so in log.txt
+    assert cfg.model.input_norm == "instance_auto"
+    ranked = [v for k, v in model_state.items() if k.endswith("rank_choice.ranked")]
+    assert len(ranked) == 2 and torch.equal(ranked[0], ranked[1]) and ranked[0].shape == (6,)
+    log_txt = (tmp_path / "run" / "log.txt").read_text()
+    assert f"ranks for {int(ranked[0].sum())} of 6 channels" in log_txt
+
+
+def test_a_quiet_recording_is_z_scored_to_its_shape() -> None:
+    """The per-recording z-score floors the variance relative to the recording's own
+    scale: a recording of std 1e-3 comes out with unit std (the old absolute floor of
+    1e-5 left it at about 0.3), a constant one at zero, and a checkpoint written before
+    the floor buffers existed loads the old floor back."""
+    from engine.models.temporal_cnn import LEGACY_FLOOR, InstanceFloor, input_transform
+
+    t = torch.arange(200.0)
+    quiet = (1e-3 * torch.sin(t / 5))[None, None]  # (1, 1, 200)
+    mask = torch.ones(1, 200, dtype=torch.bool)
+    h, _ = input_transform(quiet, mask, "instance_stats", floor=InstanceFloor())
+    assert abs(float(h[0, 0].std(unbiased=False)) - 1.0) < 1e-3
+    constant = torch.full((1, 1, 200), 0.37)
+    c, _ = input_transform(constant, mask, "instance_stats", floor=InstanceFloor())
+    assert float(c[0, 0].abs().max()) < 0.05
+    zeros, _ = input_transform(torch.zeros(1, 1, 200), mask, "instance_stats")
+    assert torch.isfinite(zeros).all() and float(zeros[0, 0].abs().max()) == 0.0
+
+    old = InstanceFloor()
+    state = {k: v for k, v in old.state_dict().items() if k not in ("absolute", "relative")}
+    old.load_state_dict(state)
+    assert float(old.absolute) == pytest.approx(LEGACY_FLOOR) and float(old.relative) == 0.0
+    damped, _ = input_transform(quiet, mask, "instance_stats", floor=old)
+    assert float(damped[0, 0].std(unbiased=False)) < 0.4  # as the old runs saw it
+    new = InstanceFloor()
+    new.load_state_dict(InstanceFloor().state_dict())
+    assert float(new.relative) > 0
+    # a whole model from before the floor buffers: loads, with the old floor
+    model = make_model("temporal_cnn", 1, 2, channels=[4], input_norm="instance_stats")
+    legacy = {k: v for k, v in model.state_dict().items() if not k.startswith("floor.")}
+    model.load_state_dict(legacy)
+    assert float(model.floor.absolute) == pytest.approx(LEGACY_FLOOR)
+
+
+def heavy_and_smooth(n: int = 20, t: int = 200, seed: int = 0) -> np.ndarray:
+    """(n, 2, t): channel 0 a sine of random gain and phase (smooth: IQR / 1.349 std
+    about 1.5), channel 1 small noise with a tall spike every 25 frames (heavy-tailed)."""
+    rng = np.random.default_rng(seed)
+    frames = np.arange(t)
+    x = np.zeros((n, 2, t))
+    x[:, 0] = rng.uniform(0.5, 2, (n, 1)) * np.sin(
+        2 * np.pi * frames / 50 + rng.uniform(0, 2 * np.pi, (n, 1))
+    )
+    x[:, 1] = rng.normal(0, 0.1, (n, t))
+    x[:, 1, ::25] += rng.uniform(5, 10, (n, 1))
+    return x
+
+
+def test_instance_auto_ranks_the_heavy_tailed_channels_only(caplog) -> None:
+    import logging
+
+    from engine.models.recording_stats import HEAVY_TAIL_RATIO, RankChoice, spread_ratios
+
+    x = torch.tensor(heavy_and_smooth(), dtype=torch.float32)
+    mask = torch.ones(x.shape[0], x.shape[2], dtype=torch.bool)
+    ratio = spread_ratios(x, mask).median(0).values
+    assert ratio[0] > 1.3 and ratio[1] < 0.5 < HEAVY_TAIL_RATIO, ratio
+    # the ratio does not depend on the scale: a recording 1e-4 as loud (a quiet appliance
+    # after the data source's global standardisation) gives the same one
+    quiet = spread_ratios(x * 1e-4, mask).median(0).values
+    assert torch.allclose(quiet, ratio, rtol=1e-4), (quiet, ratio)
+    # a Gaussian channel sits near 1, on the smooth side; padding is not counted
+    gauss = torch.randn(50, 1, 400, generator=torch.Generator().manual_seed(0))
+    half = torch.ones(50, 400, dtype=torch.bool)
+    half[:, 200:] = False
+    padded = gauss.clone()
+    padded[:, :, 200:] = 100.0
+    g = spread_ratios(gauss[:, :, :200], torch.ones(50, 200, dtype=torch.bool))
+    assert torch.allclose(spread_ratios(padded, half), g, rtol=1e-6)
+    assert 0.9 < float(g.median()) < 1.1
+    choice = RankChoice(2)
+    with caplog.at_level(logging.INFO, logger="engine"):
+        choice.fit(spread_ratios(x, mask))
+    assert choice.ranked.tolist() == [0.0, 1.0]
+    assert "ranks for 1 of 2 channels" in caplog.text
+    # a constant channel is no heavy tail: ratio 1, no NaN
+    flat = spread_ratios(torch.full((4, 1, 30), 3.0), torch.ones(4, 30, dtype=torch.bool))
+    assert flat.tolist() == [[1.0]] * 4
+
+
+def test_instance_auto_is_instance_rank_on_the_ranked_channels_only() -> None:
+    from engine.models.temporal_cnn import input_transform
+
+    x = torch.randn(3, 2, 40)
+    mask = torch.ones(3, 40, dtype=torch.bool)
+    mask[1, 25:] = False
+    full, levels = input_transform(x, mask, "instance_rank")
+    auto, auto_levels = input_transform(x, mask, "instance_auto", torch.tensor([0.0, 1.0]))
+    assert torch.equal(levels, auto_levels)
+    assert torch.equal(auto[:, [0, 1, 3, 4, 5, 6, 7]], full[:, [0, 1, 3, 4, 5, 6, 7]])
+    assert (auto[:, 2] == 0).all() and (full[:, 2] != 0).any()
+    # without ranks on any channel it is instance_stats with zero rank channels
+    none, _ = input_transform(x, mask, "instance_auto", torch.zeros(2))
+    plain, _ = input_transform(x, mask, "instance_stats")
+    assert torch.equal(none[:, [0, 1, 4, 5, 6, 7]], plain) and (none[:, 2:4] == 0).all()
+
+
+def test_encoder_families_refuse_the_per_recording_norms() -> None:
+    """The recurrent, transformer and MLP encoders have no per-recording normalisation:
+    asking one for it is a clear error, not a setting silently ignored."""
+    for name in ("bigru", "transformer", "mlp"):
+        with pytest.raises(Exception, match="input_norm"):
+            make_model(name, 3, 2, input_norm="instance_rank")
 
 
 def test_the_lstm_stack_reads_its_per_recording_input_norm() -> None:

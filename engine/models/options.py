@@ -13,7 +13,8 @@ from pydantic import Field
 
 from engine.config import ModelOptions
 
-InputNorm = Literal["none", "layer", "instance", "instance_stats", "instance_rank"]
+#: the per-recording input normalisations of the convolutional families
+InstanceNorm = Literal["none", "instance", "instance_stats", "instance_rank", "instance_auto"]
 
 
 class _Dropout(ModelOptions):
@@ -25,7 +26,7 @@ class _Encoder(_Dropout):
 
     hidden_size: int = Field(128, ge=1)
     num_layers: int = Field(2, ge=1)
-    input_norm: InputNorm = Field(
+    input_norm: Literal["none", "layer"] = Field(
         "none",
         description="layer = LayerNorm across each frame's features (it erases a shift shared "
         "by all features and, with one channel, the whole signal; the sources already "
@@ -86,14 +87,16 @@ class CtcOptions(_Encoder):
 class _Convolutional(_Encoder):
     """The convolutional families: blocks, normalisation and training-time augmentation."""
 
-    input_norm: InputNorm = Field(
+    input_norm: InstanceNorm = Field(  # type: ignore[assignment]
         "none",
         description="instance = z-score each channel over each recording's real frames before "
         "the first convolution; instance_stats = that, plus each channel's mean and log std "
         "(the level and scale it took away) as constant channels and head inputs; "
         "instance_rank = instance_stats plus each channel's per-recording mid-ranks scaled to "
-        "[-1, 1] (robust to spikes and to the scale of the values); none = off "
-        "(layer is refused).",
+        "[-1, 1] (robust to spikes and to the scale of the values); instance_auto = "
+        "instance_stats, plus the ranks of the channels whose training recordings are "
+        "heavy-tailed (median IQR / 1.349 std below 0.8, decided once before training and "
+        "written to log.txt); none = off.",
     )
     channels: list[int] | None = Field(
         None,

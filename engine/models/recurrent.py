@@ -15,7 +15,13 @@ from engine.models.common import (
     require_input_dim,
     run_packed,
 )
-from engine.models.temporal_cnn import check_input_norm, input_channels, input_transform, zero_pad
+from engine.models.temporal_cnn import (
+    InstanceFloor,
+    check_input_norm,
+    input_channels,
+    input_transform,
+    zero_pad,
+)
 
 
 class RecurrentClassifier(SLRModel):
@@ -85,6 +91,7 @@ class StackedLSTM(SLRModel):
             nn.Linear(dims[-1], dense_size), nn.ReLU(), nn.Dropout(dense_dropout)
         )
         self.out = nn.Linear(dense_size, num_classes)
+        self.floor = InstanceFloor()
 
     def forward(self, batch: dict) -> torch.Tensor:
         x = batch["x"]
@@ -92,7 +99,7 @@ class StackedLSTM(SLRModel):
         h = x
         if self.input_norm != "none":  # per recording, over its real frames
             h = zero_pad(x.float().transpose(1, 2), mask)
-            h = input_transform(h, mask, self.input_norm)[0].transpose(1, 2)
+            h = input_transform(h, mask, self.input_norm, floor=self.floor)[0].transpose(1, 2)
         for rnn in self.rnns:
             h = self.drop(run_packed(rnn, h, mask))
         return self.out(self.dense(masked_pool(h, mask, "last")))

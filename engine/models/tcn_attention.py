@@ -21,8 +21,10 @@ from torch.nn import functional as F
 from engine.models.base import SLRModel
 from engine.models.common import Head, batch_mask, require_input_dim
 from engine.models.ensemble import maybe_ensemble
-from engine.models.recording_stats import RecordingStats, WithRecordingStats
+from engine.models.recording_stats import RankChoice, RecordingStats, WithRecordingStats
 from engine.models.temporal_cnn import (
+    LEVEL_NORMS,
+    InstanceFloor,
     augment,
     block_channels,
     check_input_norm,
@@ -105,13 +107,14 @@ class TCNAttention(WithRecordingStats, SLRModel):
             for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True))
         )
         self.pool = AttentionPool(dims[-1])
-        levels = input_norm in ("instance_stats", "instance_rank")
-        width = dims[-1] + (2 * input_dim if levels else 0)
+        width = dims[-1] + (2 * input_dim if input_norm in LEVEL_NORMS else 0)
         self.stats = (
             RecordingStats(input_dim, recording_stats, recording_stats_diff)
             if recording_stats
             else None
         )
+        self.rank_choice = RankChoice(input_dim) if input_norm == "instance_auto" else None
+        self.floor = InstanceFloor()
         width += self.stats.out_features if self.stats is not None else 0
         self.head = Head(width, num_classes, head_dropout)
 
@@ -122,7 +125,8 @@ class TCNAttention(WithRecordingStats, SLRModel):
         if self.training and (self.augment_scale > 0 or self.augment_shift > 0):
             h = augment(h, mask, self.augment_scale, self.augment_shift)
         stats = self.stats(h, mask) if self.stats is not None else None
-        h, levels = input_transform(h, mask, self.input_norm)
+        ranked = self.rank_choice.ranked if self.rank_choice is not None else None
+        h, levels = input_transform(h, mask, self.input_norm, ranked, self.floor)
         h = self.proj(h)
         for block in self.blocks:
             h = block(h, mask)

@@ -25,7 +25,7 @@ from torch.nn import functional as F
 from engine.models.base import SLRModel
 from engine.models.common import Head, batch_mask, masked_pool, require_input_dim
 from engine.models.ensemble import maybe_ensemble
-from engine.models.recording_stats import RecordingStats, WithRecordingStats
+from engine.models.recording_stats import RankChoice, RecordingStats, WithRecordingStats
 
 
 class MaskedBatchNorm1d(nn.BatchNorm1d):
@@ -76,18 +76,55 @@ def zero_pad(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return x * mask.unsqueeze(1).to(x.dtype)
 
 
-def instance_stats(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5):
-    """Each channel's mean and std (B, C, 1) over each recording's real frames."""
+#: the variance floor of the per-recording z-score: an absolute one, and one relative to
+#: the recording's largest |value| (a constant recording's rounding noise stays noise)
+FLOOR_ABSOLUTE, FLOOR_RELATIVE = 1e-12, 1e-5
+#: the floor before it was relative: 1e-5 in the data source's standardised units, which
+#: damped every quiet recording (PLAID: a phone charger's current, std ~1e-3 after the
+#: global standardisation, came out of the z-score at a tenth of its shape)
+LEGACY_FLOOR = 1e-5
+
+
+class InstanceFloor(nn.Module):
+    """The variance floor of :func:`instance_stats` as buffers, so a run keeps the one it
+    was trained with: a checkpoint written before the relative floor has none of these
+    buffers, and loading it restores :data:`LEGACY_FLOOR` (it predicts exactly as it did)."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("absolute", torch.tensor(FLOOR_ABSOLUTE))
+        self.register_buffer("relative", torch.tensor(FLOOR_RELATIVE))
+
+    def variance(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, C, 1) floor added to each channel's variance."""
+        scale = (x.abs() * mask.unsqueeze(1).to(x.dtype)).amax(2, keepdim=True)
+        return self.absolute.to(x.dtype) + (self.relative.to(x.dtype) * scale) ** 2
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if f"{prefix}absolute" not in state_dict and f"{prefix}relative" not in state_dict:
+            state_dict[f"{prefix}absolute"] = torch.tensor(LEGACY_FLOOR)
+            state_dict[f"{prefix}relative"] = torch.tensor(0.0)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def instance_stats(x: torch.Tensor, mask: torch.Tensor, floor: InstanceFloor | None = None):
+    """Each channel's mean and std (B, C, 1) over each recording's real frames, the
+    variance floored by ``floor`` (default: :class:`InstanceFloor`'s)."""
     m = mask.unsqueeze(1).to(x.dtype)
     n = m.sum(2, keepdim=True).clamp_min(1.0)
     mean = (x * m).sum(2, keepdim=True) / n
     var = (((x - mean) ** 2) * m).sum(2, keepdim=True) / n
-    return mean, torch.sqrt(var + eps)
+    if floor is None:
+        scale = (x.abs() * m).amax(2, keepdim=True)
+        var_floor = FLOOR_ABSOLUTE + (FLOOR_RELATIVE * scale) ** 2
+    else:
+        var_floor = floor.variance(x, mask)
+    return mean, torch.sqrt(var + var_floor)
 
 
-def instance_standardize(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+def instance_standardize(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Z-score each channel of (B, C, T) over each recording's real frames."""
-    mean, std = instance_stats(x, mask, eps)
+    mean, std = instance_stats(x, mask)
     return (x - mean) / std
 
 
@@ -118,12 +155,24 @@ def instance_ranks(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def input_channels(input_dim: int, how: str) -> int:
     """Channels :func:`input_transform` hands the first convolution."""
-    return {"instance_stats": 3, "instance_rank": 4}.get(how, 1) * input_dim
+    return {"instance_stats": 3, "instance_rank": 4, "instance_auto": 4}.get(how, 1) * input_dim
 
 
-def input_transform(x: torch.Tensor, mask: torch.Tensor, how: str):
+#: the input norms that hand the head each channel's level (mean and log std)
+LEVEL_NORMS = ("instance_stats", "instance_rank", "instance_auto")
+
+
+def input_transform(
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    how: str,
+    ranked: torch.Tensor | None = None,
+    floor: InstanceFloor | None = None,
+):
     """(B, C', T) input after ``model.input_norm`` and the (B, 2C) level features (each
     channel's mean and log std over the real frames) with ``instance_stats``, else None.
+    ``instance_auto`` is ``instance_rank`` with the ranks of the channels whose ``ranked``
+    (C,) is 0 set to zero (:class:`engine.models.recording_stats.RankChoice`).
 
     ``instance_stats`` z-scores each channel and appends the level features as 2C
     channels constant over the real frames (zero on padding), so the convolutions can use
@@ -131,7 +180,7 @@ def input_transform(x: torch.Tensor, mask: torch.Tensor, how: str):
     scale: no linear read-out of them separates the classes)."""
     if how == "none":
         return x, None
-    mean, std = instance_stats(x, mask)
+    mean, std = instance_stats(x, mask, floor)
     h = zero_pad((x - mean) / std, mask)
     if how == "instance":
         return h, None
@@ -139,6 +188,8 @@ def input_transform(x: torch.Tensor, mask: torch.Tensor, how: str):
     parts = [h, zero_pad(levels.expand(-1, -1, x.shape[2]), mask)]
     if how == "instance_rank":
         parts.insert(1, instance_ranks(x, mask))
+    elif how == "instance_auto":
+        parts.insert(1, instance_ranks(x, mask) * ranked[None, :, None].to(x.dtype))
     return torch.cat(parts, 1), levels.squeeze(2)
 
 
@@ -227,12 +278,14 @@ class TemporalCNN(WithRecordingStats, SLRModel):
             for a, b in zip(dims[:-1], dims[1:], strict=True)
         )
         width = dims[-1] * (2 if pooling == "meanmax" else 1)
-        width += 2 * input_dim if input_norm in ("instance_stats", "instance_rank") else 0
+        width += 2 * input_dim if input_norm in LEVEL_NORMS else 0
         self.stats = (
             RecordingStats(input_dim, recording_stats, recording_stats_diff)
             if recording_stats
             else None
         )
+        self.rank_choice = RankChoice(input_dim) if input_norm == "instance_auto" else None
+        self.floor = InstanceFloor()
         width += self.stats.out_features if self.stats is not None else 0
         self.head = Head(width, num_classes, head_dropout)
         self._levels: torch.Tensor | None = None
@@ -246,7 +299,8 @@ class TemporalCNN(WithRecordingStats, SLRModel):
         if self.training and (self.augment_scale > 0 or self.augment_shift > 0):
             h = augment(h, mask, self.augment_scale, self.augment_shift)
         self._stats = self.stats(h, mask) if self.stats is not None else None
-        h, self._levels = input_transform(h, mask, self.input_norm)
+        ranked = self.rank_choice.ranked if self.rank_choice is not None else None
+        h, self._levels = input_transform(h, mask, self.input_norm, ranked, self.floor)
         for i, block in enumerate(self.blocks):
             if i and self.pool > 1:
                 h, mask = pool_frames(h, mask, self.pool)
@@ -269,7 +323,7 @@ def block_channels(m) -> list[int]:
     return list(m.channels) if m.channels else [m.hidden_size] * m.num_layers
 
 
-CNN_INPUT_NORMS = ("none", "instance", "instance_stats", "instance_rank")
+CNN_INPUT_NORMS = ("none", "instance", "instance_stats", "instance_rank", "instance_auto")
 
 
 def check_input_norm(m, name: str) -> None:

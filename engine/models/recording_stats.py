@@ -156,7 +156,7 @@ def spread_ratios(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 class RankChoice(nn.Module):
     """Which channels ``model.input_norm: instance_auto`` hands the network as
     per-recording ranks too: those whose recordings are heavy-tailed
-    (:func:`spread_ratio` below :data:`HEAVY_TAIL_RATIO`), decided once on the training
+    (:func:`spread_ratios` below :data:`HEAVY_TAIL_RATIO`), decided once on the training
     split (:meth:`fit`) and kept as a buffer, so best.pt, ``predict`` and export reuse it.
 
     Why: ranks are blind to spikes and to how a recording's values are spread, which is

@@ -85,6 +85,15 @@ FLOOR_ABSOLUTE, FLOOR_RELATIVE = 1e-12, 1e-5
 LEGACY_FLOOR = 1e-5
 
 
+def variance_floor(
+    x: torch.Tensor, mask: torch.Tensor, absolute=FLOOR_ABSOLUTE, relative=FLOOR_RELATIVE
+) -> torch.Tensor:
+    """(B, C, 1) floor added to each channel's variance: ``absolute`` plus ``relative``
+    times the recording's largest |value| over its real frames, squared."""
+    scale = (x.abs() * mask.unsqueeze(1).to(x.dtype)).amax(2, keepdim=True)
+    return absolute + (relative * scale) ** 2
+
+
 class InstanceFloor(nn.Module):
     """The variance floor of :func:`instance_stats` as buffers, so a run keeps the one it
     was trained with: a checkpoint written before the relative floor has none of these
@@ -96,9 +105,8 @@ class InstanceFloor(nn.Module):
         self.register_buffer("relative", torch.tensor(FLOOR_RELATIVE))
 
     def variance(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """(B, C, 1) floor added to each channel's variance."""
-        scale = (x.abs() * mask.unsqueeze(1).to(x.dtype)).amax(2, keepdim=True)
-        return self.absolute.to(x.dtype) + (self.relative.to(x.dtype) * scale) ** 2
+        """(B, C, 1) :func:`variance_floor` with this run's two floors."""
+        return variance_floor(x, mask, self.absolute.to(x.dtype), self.relative.to(x.dtype))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         if f"{prefix}absolute" not in state_dict and f"{prefix}relative" not in state_dict:
@@ -114,11 +122,7 @@ def instance_stats(x: torch.Tensor, mask: torch.Tensor, floor: InstanceFloor | N
     n = m.sum(2, keepdim=True).clamp_min(1.0)
     mean = (x * m).sum(2, keepdim=True) / n
     var = (((x - mean) ** 2) * m).sum(2, keepdim=True) / n
-    if floor is None:
-        scale = (x.abs() * m).amax(2, keepdim=True)
-        var_floor = FLOOR_ABSOLUTE + (FLOOR_RELATIVE * scale) ** 2
-    else:
-        var_floor = floor.variance(x, mask)
+    var_floor = variance_floor(x, mask) if floor is None else floor.variance(x, mask)
     return mean, torch.sqrt(var + var_floor)
 
 
@@ -323,17 +327,18 @@ def block_channels(m) -> list[int]:
     return list(m.channels) if m.channels else [m.hidden_size] * m.num_layers
 
 
-CNN_INPUT_NORMS = ("none", "instance", "instance_stats", "instance_rank", "instance_auto")
-
-
 def check_input_norm(m, name: str) -> None:
-    """The convolutional models take the per-recording input normalisations only."""
-    if m.input_norm not in CNN_INPUT_NORMS:
+    """The convolutional models take the per-recording input normalisations only (those of
+    :data:`engine.models.options.InstanceNorm`)."""
+    from typing import get_args
+
+    from engine.models.options import InstanceNorm
+
+    if m.input_norm not in (allowed := get_args(InstanceNorm)):
         from engine.models import ModelError
 
         raise ModelError(
-            f"model '{name}' takes model.input_norm {', '.join(CNN_INPUT_NORMS)}, "
-            f"not '{m.input_norm}'"
+            f"model '{name}' takes model.input_norm {', '.join(allowed)}, not '{m.input_norm}'"
         )
 
 
